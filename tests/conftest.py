@@ -1,0 +1,12 @@
+"""Test-wide setup.
+
+fsconf runs under gevent with the standard library monkey-patched (as
+`fsconf serve` does), so the tests do the same before anything else imports
+socket or threading: the FakeSwitch, the HTTP receivers and the code under
+test then share one hub, and a blocking call anywhere shows up as a hang in
+the tests instead of in production.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
