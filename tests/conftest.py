@@ -10,3 +10,7 @@ the tests instead of in production.
 from gevent import monkey
 
 monkey.patch_all()
+
+# Database fixtures (db_url on a real SQLite file and on PostgreSQL, migrated
+# session factories) for every test directory.
+pytest_plugins = ["tests.dbfixtures"]

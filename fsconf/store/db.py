@@ -1,0 +1,149 @@
+"""Engines, sessions and the one transaction helper.
+
+Theory of operation
+-------------------
+* :func:`make_engine` builds an engine from a URL.  For SQLite it turns on WAL,
+  foreign keys and a busy timeout, and takes over ``BEGIN`` from the ``sqlite3``
+  module (whose legacy mode breaks SAVEPOINT and transactional DDL): every
+  transaction starts with ``BEGIN IMMEDIATE``, so a writer never fails half way
+  with ``SQLITE_BUSY`` when it upgrades a read lock.
+* Under gevent, SQLite's busy handler blocks the whole hub.  Two greenlets of
+  one process must therefore never wait for each other *inside* SQLite: a file
+  database gets a pool of exactly one connection, so they queue on the pool
+  (a gevent-friendly wait) instead.  Processes still share the file through
+  the busy timeout.  PostgreSQL gets an ordinary pool; psycopg cooperates with
+  gevent when ``select`` is monkey-patched.
+* Repository functions never commit.  :func:`transaction` is the unit of work
+  of the service layer: it commits on success, rolls back on any exception,
+  and turns driver errors into :class:`~fsconf.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from fsconf.errors import FsconfError, StoreError
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "database_url_from_env",
+    "describe_error",
+    "make_engine",
+    "make_session_factory",
+    "transaction",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATABASE_URL = "sqlite:///fsconf.db"
+
+SessionFactory = Callable[[], Session]
+
+
+def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """``FSCONF_DATABASE_URL``, or the embedded default ``sqlite:///fsconf.db``."""
+    env = os.environ if environ is None else environ
+    return env.get("FSCONF_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def _is_memory_sqlite(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or bool(url.query.get("mode") == "memory")
+
+
+def make_engine(
+    url: str | URL,
+    *,
+    sqlite_busy_timeout: float = 5.0,
+    echo: bool = False,
+    **engine_options: Any,
+) -> Engine:
+    """An engine for ``url`` with fsconf's settings (see the module docstring).
+
+    ``engine_options`` go to :func:`sqlalchemy.create_engine` and override ours.
+    """
+    parsed = make_url(url)
+    # hide_parameters: an INSERT into accounts carries an auth token, and a
+    # failed statement's parameters would otherwise end up in the exception text.
+    options: dict[str, Any] = {"echo": echo, "hide_parameters": True}
+    if parsed.get_backend_name() != "sqlite":
+        options.update(pool_pre_ping=True)
+        options.update(engine_options)
+        return create_engine(parsed, **options)
+
+    connect_args: dict[str, Any] = {
+        "timeout": sqlite_busy_timeout,
+        "check_same_thread": False,
+    }
+    if _is_memory_sqlite(parsed):
+        options.update(poolclass=StaticPool)
+    else:
+        options.update(pool_size=1, max_overflow=0, pool_timeout=30)
+    options["connect_args"] = {**connect_args, **engine_options.pop("connect_args", {})}
+    options.update(engine_options)
+    engine = create_engine(parsed, **options)
+    busy_ms = int(sqlite_busy_timeout * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when a transaction begins.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def make_session_factory(bind: Engine | str | URL) -> sessionmaker[Session]:
+    """A session factory; objects stay readable after commit (``expire_on_commit=False``)."""
+    engine = bind if isinstance(bind, Engine) else make_engine(bind)
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def describe_error(error: SQLAlchemyError) -> str:
+    """A one-line description of a database error: the driver's message, no SQL."""
+    original = getattr(error, "orig", None)
+    detail = str(original) if original is not None else str(error)
+    return f"database error: {type(error).__name__}: {detail.splitlines()[0] if detail else ''}"
+
+
+@contextmanager
+def transaction(session_factory: SessionFactory) -> Iterator[Session]:
+    """One unit of work: commit if the block succeeds, roll back if it raises.
+
+    Driver errors (``sqlalchemy.exc.SQLAlchemyError``) leave as
+    :class:`StoreError` with the original as ``__cause__``; fsconf's own errors
+    and everything else pass through unchanged.
+    """
+    session = session_factory()
+    try:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+    except FsconfError:
+        raise
+    except SQLAlchemyError as error:
+        raise StoreError(describe_error(error)) from error
+    finally:
+        session.close()

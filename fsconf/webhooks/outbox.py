@@ -1,0 +1,250 @@
+"""The webhook outbox: callbacks are rows, written with the change that causes them.
+
+Theory of operation
+-------------------
+* Nothing is sent here.  A callback is an INSERT in the caller's transaction,
+  so a conference event and its callback commit (or vanish) together; the
+  delivery workers (:mod:`fsconf.webhooks.delivery`) send them later.
+* Conference status callbacks carry Twilio's ``SequenceNumber``.  It is
+  allocated by :func:`fsconf.store.repositories.next_sequence_number` in the
+  same transaction as the row, so the numbers of a conference are 1, 2, 3, ...
+  with neither gaps nor duplicates, whatever commits or rolls back.
+* Every row has an ``ordering_key`` (the stream it belongs to).  Rows of one
+  stream are delivered strictly in ``id`` order.  Conference callbacks use the
+  ConferenceSid, and recording callbacks the RecordingSid.  Because the
+  sequence number is allocated under the conference's row lock *before* the
+  INSERT takes its id, ``id`` order equals SequenceNumber order within a
+  conference.
+* Which events an application asked for (``statusCallbackEvent``) is decided
+  here, in one table, so callers may enqueue every event unconditionally.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from fsconf.errors import WebhookError
+from fsconf.store.db import describe_error
+from fsconf.store.models import Callback, Conference, Recording
+from fsconf.store.repositories import next_sequence_number
+from fsconf.store.times import format_rfc2822, utc_now
+from fsconf.webhooks.signing import Params
+
+__all__ = [
+    "CONFERENCE_EVENT_GROUPS",
+    "enqueue",
+    "enqueue_conference_callback",
+    "enqueue_recording_callback",
+]
+
+log = logging.getLogger(__name__)
+
+#: StatusCallbackEvent value -> the statusCallbackEvent word that subscribes to it.
+CONFERENCE_EVENT_GROUPS: Final[Mapping[str, str]] = {
+    "conference-start": "start",
+    "conference-end": "end",
+    "participant-join": "join",
+    "participant-leave": "leave",
+    "participant-mute": "mute",
+    "participant-unmute": "mute",
+    "participant-hold": "hold",
+    "participant-unhold": "hold",
+    "participant-modify": "modify",
+    "participant-speech-start": "speaker",
+    "participant-speech-stop": "speaker",
+    "announcement-end": "announcement",
+    "announcement-fail": "announcement",
+}
+
+RECORDING_EVENTS: Final = frozenset({"in-progress", "completed", "absent"})
+
+_BASE_CONFERENCE_PARAMS: Final = frozenset(
+    {
+        "ConferenceSid",
+        "FriendlyName",
+        "AccountSid",
+        "SequenceNumber",
+        "Timestamp",
+        "StatusCallbackEvent",
+    }
+)
+
+
+def _pairs(params: Params | None) -> list[tuple[str, str]]:
+    if params is None:
+        return []
+    items = params.items() if isinstance(params, Mapping) else params
+    pairs = [(str(name), str(value)) for name, value in items]
+    return pairs
+
+
+def enqueue(
+    session: Session,
+    *,
+    account_sid: str,
+    url: str,
+    method: str,
+    params: Params,
+    kind: str,
+    conference_sid: str | None = None,
+    call_sid: str | None = None,
+    sequence_number: int | None = None,
+    ordering_key: str | None = None,
+    now: datetime | None = None,
+) -> Callback:
+    """Insert one pending callback in the caller's transaction (nothing is sent).
+
+    ``ordering_key`` defaults to ``conference_sid``: the callbacks of one
+    conference go out in the order they were enqueued.
+    """
+    moment = now or utc_now()
+    verb = method.upper()
+    if verb not in ("GET", "POST"):
+        raise WebhookError(f"callback method must be GET or POST, got {method!r}")
+    if not url:
+        raise WebhookError("callback URL is empty")
+    callback = Callback(
+        account_sid=account_sid,
+        conference_sid=conference_sid,
+        call_sid=call_sid,
+        kind=kind,
+        sequence_number=sequence_number,
+        ordering_key=ordering_key if ordering_key is not None else conference_sid,
+        url=url,
+        method=verb,
+        params=json.dumps(_pairs(params), ensure_ascii=False),
+        status="pending",
+        attempts=0,
+        next_attempt_at=moment,
+        created=moment,
+    )
+    session.add(callback)
+    try:
+        session.flush()
+    except SQLAlchemyError as error:
+        raise WebhookError(describe_error(error)) from error
+    log.debug(
+        "callback %s queued: %s %s conference=%s call=%s seq=%s",
+        callback.id,
+        kind,
+        verb,
+        conference_sid,
+        call_sid,
+        sequence_number,
+    )
+    return callback
+
+
+def enqueue_conference_callback(
+    session: Session,
+    *,
+    conference: Conference,
+    event: str,
+    params: Params | None = None,
+    now: datetime | None = None,
+) -> Callback | None:
+    """Queue the ``statusCallback`` request for ``event`` (e.g. ``participant-join``).
+
+    Returns None, and allocates no SequenceNumber, when the conference has no
+    statusCallback or its statusCallbackEvent does not include ``event``.
+    ``params`` are the event's own parameters (CallSid, Muted, Hold, ...,
+    ReasonConferenceEnded, ...); the common ones (ConferenceSid, FriendlyName,
+    AccountSid, SequenceNumber, Timestamp, StatusCallbackEvent) are added here.
+    """
+    group = CONFERENCE_EVENT_GROUPS.get(event)
+    if group is None:
+        raise WebhookError(f"unknown conference event {event!r}")
+    if not conference.status_callback or group not in conference.status_callback_event_set:
+        return None
+    extra = _pairs(params)
+    clashing = sorted({name for name, _value in extra} & _BASE_CONFERENCE_PARAMS)
+    if clashing:
+        raise WebhookError(f"{event} parameters may not override {', '.join(clashing)}")
+    moment = now or utc_now()
+    sequence = next_sequence_number(session, conference_sid=conference.sid)
+    pairs: list[tuple[str, str]] = [
+        ("ConferenceSid", conference.sid),
+        ("FriendlyName", conference.friendly_name),
+        ("AccountSid", conference.account_sid),
+        ("SequenceNumber", str(sequence)),
+        ("Timestamp", format_rfc2822(moment)),
+        ("StatusCallbackEvent", event),
+        *extra,
+    ]
+    call_sid = next((value for name, value in extra if name == "CallSid"), None)
+    return enqueue(
+        session,
+        account_sid=conference.account_sid,
+        url=conference.status_callback,
+        method=conference.status_callback_method,
+        params=pairs,
+        kind="conference-status",
+        conference_sid=conference.sid,
+        call_sid=call_sid,
+        sequence_number=sequence,
+        ordering_key=conference.sid,
+        now=moment,
+    )
+
+
+def enqueue_recording_callback(
+    session: Session,
+    *,
+    conference: Conference,
+    recording: Recording,
+    status: str,
+    recording_url: str,
+    extra: Sequence[tuple[str, str]] = (),
+    now: datetime | None = None,
+) -> Callback | None:
+    """Queue the ``recordingStatusCallback`` request for ``status``.
+
+    ``status`` is ``in-progress``, ``completed`` or ``absent``; None is
+    returned when the conference did not ask for it.  ``extra`` carries e.g.
+    ``ErrorCode`` for ``absent``.
+    """
+    if status not in RECORDING_EVENTS:
+        raise WebhookError(f"unknown recording event {status!r}")
+    if (
+        not conference.recording_status_callback
+        or status not in conference.recording_status_callback_event_set
+    ):
+        return None
+    moment = now or utc_now()
+    started = recording.start_time or recording.date_created
+    pairs: list[tuple[str, str]] = [
+        ("AccountSid", recording.account_sid),
+        ("ConferenceSid", conference.sid),
+        ("RecordingSid", recording.sid),
+        ("RecordingUrl", recording_url),
+        ("RecordingStatus", status),
+    ]
+    # The duration is only known once the file is closed: an in-progress
+    # callback carries no RecordingDuration rather than a made-up one.
+    if recording.duration is not None:
+        pairs.append(("RecordingDuration", str(recording.duration)))
+    pairs += [
+        ("RecordingChannels", str(recording.channels)),
+        ("RecordingStartTime", format_rfc2822(started)),
+        ("RecordingSource", recording.source),
+        *_pairs(extra),
+    ]
+    return enqueue(
+        session,
+        account_sid=recording.account_sid,
+        url=conference.recording_status_callback,
+        method=conference.recording_status_callback_method,
+        params=pairs,
+        kind="recording-status",
+        conference_sid=conference.sid,
+        call_sid=recording.call_sid,
+        ordering_key=recording.sid,
+        now=moment,
+    )

@@ -1,0 +1,276 @@
+"""The outbox: rows in the caller's transaction, SequenceNumber gap-free per conference."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import gevent
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from fsconf.errors import WebhookError
+from fsconf.store import repositories as repo
+from fsconf.store.db import transaction
+from fsconf.store.models import Callback
+from fsconf.webhooks.outbox import (
+    enqueue,
+    enqueue_conference_callback,
+    enqueue_recording_callback,
+)
+from tests.store.factories import make_account
+
+Factory = sessionmaker[Session]
+T0 = datetime(2017, 6, 1, 20, 48, 32, tzinfo=UTC)
+
+
+def _conference(session: Session, **kwargs: object) -> str:
+    account_sid = make_account(session).sid
+    options: dict[str, object] = {
+        "status_callback": "http://app/status",
+        "status_callback_events": "start end join leave mute",
+        **kwargs,
+    }
+    return repo.create_conference(
+        session,
+        account_sid=account_sid,
+        friendly_name="Room 1234",
+        **options,  # type: ignore[arg-type]
+    ).sid
+
+
+def test_conference_callback_parameters(session_factory: Factory) -> None:
+    with transaction(session_factory) as session:
+        sid = _conference(session)
+        conference = repo.get_conference(session, sid=sid)
+        assert conference is not None
+        callback = enqueue_conference_callback(
+            session,
+            conference=conference,
+            event="participant-join",
+            params=[("CallSid", "CA" + "1" * 32), ("Muted", "false"), ("Hold", "false")],
+            now=T0,
+        )
+        assert callback is not None
+        callback_id = callback.id
+    with session_factory() as session:
+        row = session.get(Callback, callback_id)
+        assert row is not None
+        assert (row.kind, row.method, row.url, row.status, row.attempts) == (
+            "conference-status",
+            "POST",
+            "http://app/status",
+            "pending",
+            0,
+        )
+        assert (row.conference_sid, row.sequence_number, row.ordering_key) == (sid, 1, sid)
+        assert row.call_sid == "CA" + "1" * 32
+        assert row.param_pairs == [
+            ("ConferenceSid", sid),
+            ("FriendlyName", "Room 1234"),
+            ("AccountSid", row.account_sid),
+            ("SequenceNumber", "1"),
+            ("Timestamp", "Thu, 01 Jun 2017 20:48:32 +0000"),
+            ("StatusCallbackEvent", "participant-join"),
+            ("CallSid", "CA" + "1" * 32),
+            ("Muted", "false"),
+            ("Hold", "false"),
+        ]
+        assert json.loads(row.params)[0] == ["ConferenceSid", sid]
+
+
+def test_unsubscribed_events_use_no_sequence_number(session_factory: Factory) -> None:
+    with transaction(session_factory) as session:
+        sid = _conference(session, status_callback_events="join")
+        conference = repo.get_conference(session, sid=sid)
+        assert conference is not None
+        assert (
+            enqueue_conference_callback(session, conference=conference, event="conference-start")
+            is None
+        )
+        assert (
+            enqueue_conference_callback(session, conference=conference, event="participant-unmute")
+            is None
+        )
+        joined = enqueue_conference_callback(
+            session, conference=conference, event="participant-join"
+        )
+        assert joined is not None and joined.sequence_number == 1
+        with pytest.raises(WebhookError):
+            enqueue_conference_callback(session, conference=conference, event="participant-dance")
+        with pytest.raises(WebhookError):
+            enqueue_conference_callback(
+                session,
+                conference=conference,
+                event="participant-join",
+                params=[("SequenceNumber", "99")],
+            )
+        no_url = repo.create_conference(
+            session,
+            account_sid=conference.account_sid,
+            friendly_name="silent",
+            status_callback_events="join",
+        )
+        assert (
+            enqueue_conference_callback(session, conference=no_url, event="participant-join")
+            is None
+        )
+        assert no_url.sequence_number == 0
+
+
+def test_sequence_numbers_are_gap_free_and_per_conference(session_factory: Factory) -> None:
+    with transaction(session_factory) as session:
+        account_sid = make_account(session).sid
+        sids = [
+            repo.create_conference(
+                session,
+                account_sid=account_sid,
+                friendly_name=name,
+                status_callback="http://app/s",
+                status_callback_events="join leave",
+            ).sid
+            for name in ("a", "b")
+        ]
+    for round_number in range(3):
+        for sid in sids:
+            with transaction(session_factory) as session:
+                conference = repo.get_conference(session, sid=sid)
+                assert conference is not None
+                enqueue_conference_callback(
+                    session, conference=conference, event="participant-join"
+                )
+        # A transaction that rolls back takes its number with it.
+        with pytest.raises(RuntimeError), transaction(session_factory) as session:
+            conference = repo.get_conference(session, sid=sids[0])
+            assert conference is not None
+            callback = enqueue_conference_callback(
+                session, conference=conference, event="participant-leave"
+            )
+            assert callback is not None and callback.sequence_number == round_number + 2
+            raise RuntimeError("abort")
+    with session_factory() as session:
+        for sid in sids:
+            numbers = session.scalars(
+                select(Callback.sequence_number)
+                .where(Callback.conference_sid == sid)
+                .order_by(Callback.id)
+            ).all()
+            assert numbers == [1, 2, 3]
+
+
+def test_concurrent_allocation_has_no_gaps_or_duplicates(session_factory: Factory) -> None:
+    """Many writers at once (separate sessions, one greenlet each)."""
+    with transaction(session_factory) as session:
+        sid = _conference(session)
+
+    def writer() -> None:
+        with transaction(session_factory) as session:
+            conference = repo.get_conference(session, sid=sid)
+            assert conference is not None
+            gevent.sleep(0)  # let the others start their transactions too
+            enqueue_conference_callback(session, conference=conference, event="participant-join")
+
+    greenlets = [gevent.spawn(writer) for _ in range(20)]
+    gevent.joinall(greenlets, timeout=30, raise_error=True)
+    with session_factory() as session:
+        rows = session.scalars(
+            select(Callback).where(Callback.conference_sid == sid).order_by(Callback.id)
+        ).all()
+        # Gap-free, unique, and id order == SequenceNumber order.
+        assert [row.sequence_number for row in rows] == list(range(1, 21))
+        assert [dict(row.param_pairs)["SequenceNumber"] for row in rows] == [
+            str(n) for n in range(1, 21)
+        ]
+        conference = repo.get_conference(session, sid=sid)
+        assert conference is not None and conference.sequence_number == 20
+
+
+def test_recording_callback(session_factory: Factory) -> None:
+    with transaction(session_factory) as session:
+        sid = _conference(
+            session,
+            recording_status_callback="http://app/rec",
+            recording_status_callback_method="GET",
+            recording_status_callback_events="in-progress completed",
+        )
+        conference = repo.get_conference(session, sid=sid)
+        assert conference is not None
+        recording = repo.create_recording(
+            session, account_sid=conference.account_sid, conference_sid=sid, now=T0
+        )
+        started = enqueue_recording_callback(
+            session,
+            conference=conference,
+            recording=recording,
+            status="in-progress",
+            recording_url="http://fsconf/Recordings/" + recording.sid,
+        )
+        assert started is not None
+        assert "RecordingDuration" not in dict(started.param_pairs)
+        repo.update_recording(session, sid=recording.sid, status="completed", duration=6)
+        done = enqueue_recording_callback(
+            session,
+            conference=conference,
+            recording=recording,
+            status="completed",
+            recording_url="http://fsconf/Recordings/" + recording.sid,
+        )
+        assert done is not None
+        assert (
+            enqueue_recording_callback(
+                session,
+                conference=conference,
+                recording=recording,
+                status="absent",
+                recording_url="u",
+            )
+            is None
+        )
+        with pytest.raises(WebhookError):
+            enqueue_recording_callback(
+                session, conference=conference, recording=recording, status="x", recording_url="u"
+            )
+        assert (done.method, done.kind, done.ordering_key, done.sequence_number) == (
+            "GET",
+            "recording-status",
+            recording.sid,
+            None,
+        )
+        assert done.param_pairs == [
+            ("AccountSid", conference.account_sid),
+            ("ConferenceSid", sid),
+            ("RecordingSid", recording.sid),
+            ("RecordingUrl", "http://fsconf/Recordings/" + recording.sid),
+            ("RecordingStatus", "completed"),
+            ("RecordingDuration", "6"),
+            ("RecordingChannels", "1"),
+            ("RecordingStartTime", "Thu, 01 Jun 2017 20:48:32 +0000"),
+            ("RecordingSource", "Conference"),
+        ]
+
+
+def test_generic_enqueue(session_factory: Factory) -> None:
+    with transaction(session_factory) as session:
+        account_sid = make_account(session).sid
+        callback = enqueue(
+            session,
+            account_sid=account_sid,
+            url="http://app/action",
+            method="get",
+            params={"DialCallStatus": "completed"},
+            kind="dial-action",
+            call_sid="CA" + "2" * 32,
+        )
+        assert (callback.method, callback.ordering_key, callback.conference_sid) == (
+            "GET",
+            None,
+            None,
+        )
+        assert callback.param_pairs == [("DialCallStatus", "completed")]
+        with pytest.raises(WebhookError):
+            enqueue(
+                session, account_sid=account_sid, url="http://x", method="PUT", params=[], kind="k"
+            )
+        with pytest.raises(WebhookError):
+            enqueue(session, account_sid=account_sid, url="", method="POST", params=[], kind="k")
