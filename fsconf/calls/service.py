@@ -1,0 +1,228 @@
+"""CallService: the outbound-server handler that runs one call end to end.
+
+Theory of operation
+-------------------
+For each connection FreeSWITCH opens (``socket <fsconf> async full``),
+:meth:`CallService.handle`:
+
+1. sets the session up (connect, then myevents + linger + the conference
+   subscription, pipelined: one round trip);
+2. finds the application (DESIGN, "Operator interface"): the channel variables
+   ``fsconf_voice_url`` / ``fsconf_account_sid`` if the dialplan set them,
+   else the account's ``voice_url``, else ``FSCONF_VOICE_URL``; the account is
+   ``FSCONF_ACCOUNT_SID`` unless the channel names one;
+3. in one transaction reads the account (auth token, fallback URL) and stores
+   the call (``CA`` + channel uuid, status ``ringing``);
+4. runs the TwiML (:class:`~fsconf.calls.runner.CallRunner`), storing
+   ``in-progress`` at answer, every error as an Alert, and the final status;
+5. hangs the channel up if the program left it up (the server then says
+   ``exit``).
+
+A call whose account is unknown is refused (``CALL_REJECTED``) and not
+stored: the Call and Alert rows need an account. A storage failure is logged
+and never interrupts the call: the caller hears the application regardless.
+Logs carry the CallSid; the auth token is never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from fsconf.calls.audio import AudioConfig
+from fsconf.calls.fetch import Fetcher
+from fsconf.calls.gateway import ConferenceGateway, NoConferenceGateway
+from fsconf.calls.params import CallParams
+from fsconf.calls.program import ProgramConfig, RecordAlert
+from fsconf.calls.runner import CallRunner
+from fsconf.calls.voices import TtsConfig
+from fsconf.errors import EslError, StoreError
+from fsconf.esl.outbound import OutboundSession
+from fsconf.store import (
+    create_alert,
+    create_call,
+    get_account,
+    transaction,
+    update_call_status,
+)
+
+logger = logging.getLogger(__name__)
+
+VOICE_URL_VARIABLE = "fsconf_voice_url"
+ACCOUNT_SID_VARIABLE = "fsconf_account_sid"
+# CHANNEL_DATA names the caller profile "Caller-*" (and some builds "Channel-*").
+_FROM_HEADERS = ("Caller-Caller-ID-Number", "Channel-Caller-ID-Number", "variable_caller_id_number")
+_TO_HEADERS = (
+    "Caller-Destination-Number",
+    "Channel-Destination-Number",
+    "variable_destination_number",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CallSettings:
+    """The defaults of ``fsconf serve`` (``FSCONF_ACCOUNT_SID``, ``FSCONF_VOICE_URL``...)."""
+
+    account_sid: str
+    voice_url: str = ""
+    voice_method: str = "POST"
+    tts: TtsConfig = field(default_factory=TtsConfig)
+    default_hold: str = "local_stream://moh"
+    max_idle_documents: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class _Application:
+    call: CallParams
+    voice_url: str
+    voice_method: str
+    auth_token: str
+    fallback_url: str | None
+    fallback_method: str
+
+
+def _first(data: Mapping[str, str], *names: str) -> str:
+    for name in names:
+        value = data.get(name)
+        if value:
+            return value
+    return ""
+
+
+class CallService:
+    """Run every call FreeSWITCH hands to fsconf's outbound server."""
+
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        settings: CallSettings,
+        fetcher: Fetcher | None = None,
+        gateway: ConferenceGateway | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.fetcher = fetcher or Fetcher()
+        self.gateway = gateway or NoConferenceGateway()
+
+    def handle(self, session: OutboundSession) -> None:
+        """The :class:`~fsconf.esl.outbound.OutboundServer` handler."""
+        session.setup()
+        application = self._application(session)
+        if application is None:
+            session.hangup("CALL_REJECTED")
+            return
+        call_sid = application.call.call_sid
+        runner = CallRunner(
+            session,
+            application.call,
+            auth_token=application.auth_token,
+            fetcher=self.fetcher,
+            gateway=self.gateway,
+            config=ProgramConfig(
+                tts=self.settings.tts,
+                fallback_url=application.fallback_url,
+                fallback_method=application.fallback_method,
+                max_idle_documents=self.settings.max_idle_documents,
+            ),
+            audio_config=AudioConfig(
+                default_hold=self.settings.default_hold,
+                tts=self.settings.tts,
+                max_idle_documents=self.settings.max_idle_documents,
+            ),
+            on_alert=lambda alert: self._store_alert(application.call, alert),
+            on_answer=lambda: self._store_status(call_sid, "in-progress"),
+        )
+        status = "failed"
+        try:
+            status = runner.run(application.voice_url, application.voice_method).status
+        finally:
+            self._store_status(call_sid, status)
+            if not session.hungup and not runner.hung_up:
+                try:
+                    session.hangup()
+                except EslError as error:
+                    logger.info("%s: final hangup: %s", call_sid, error)
+
+    # --- steps -------------------------------------------------------------------------
+
+    def _application(self, session: OutboundSession) -> _Application | None:
+        data = session.channel_data
+        uuid = session.uuid or ""
+        call_sid = "CA" + uuid.replace("-", "")
+        account_sid = session.variable(ACCOUNT_SID_VARIABLE) or self.settings.account_sid
+        try:
+            with transaction(self.sessions) as db:
+                account = get_account(db, sid=account_sid)
+                if account is None:
+                    logger.error("%s: unknown account %s: call refused", call_sid, account_sid)
+                    return None
+                voice_url = (
+                    session.variable(VOICE_URL_VARIABLE)
+                    or account.voice_url
+                    or self.settings.voice_url
+                )
+                method = account.voice_method if account.voice_url else self.settings.voice_method
+                call = CallParams(
+                    account_sid=account_sid,
+                    call_sid=call_sid,
+                    from_=_first(data, *_FROM_HEADERS),
+                    to=_first(data, *_TO_HEADERS),
+                )
+                create_call(
+                    db,
+                    sid=call_sid,
+                    account_sid=account_sid,
+                    from_=call.from_,
+                    to=call.to,
+                    direction="inbound",
+                    status="ringing",
+                    node=data.get("FreeSWITCH-Hostname"),
+                )
+                application = _Application(
+                    call=call,
+                    voice_url=voice_url,
+                    voice_method=method,
+                    auth_token=account.auth_token,
+                    fallback_url=account.fallback_url,
+                    fallback_method=account.fallback_method,
+                )
+        except StoreError as error:
+            logger.error("%s: cannot read the account or store the call: %s", call_sid, error)
+            return None
+        if not application.voice_url:
+            logger.error("%s: no voice URL (channel, account or FSCONF_VOICE_URL)", call_sid)
+            return None
+        return application
+
+    def _store(self, call_sid: str, what: str, action: Callable[[Session], object]) -> None:
+        try:
+            with transaction(self.sessions) as db:
+                action(db)
+        except StoreError as error:
+            logger.error("%s: could not store %s: %s", call_sid, what, error)
+
+    def _store_status(self, call_sid: str, status: str) -> None:
+        self._store(
+            call_sid,
+            f"status {status}",
+            lambda db: update_call_status(db, sid=call_sid, status=status),
+        )
+
+    def _store_alert(self, call: CallParams, alert: RecordAlert) -> None:
+        logger.warning("%s: alert %d: %s (%s)", call.call_sid, alert.code, alert.message, alert.url)
+        self._store(
+            call.call_sid,
+            f"alert {alert.code}",
+            lambda db: create_alert(
+                db,
+                account_sid=call.account_sid,
+                error_code=alert.code,
+                message=alert.message,
+                request_url=alert.url,
+                call_sid=call.call_sid,
+            ),
+        )
