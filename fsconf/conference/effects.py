@@ -1,0 +1,188 @@
+"""Outputs of the conference engine: what the shell must do, as data.
+
+Theory of operation
+-------------------
+The shell runs the effects of one ``apply`` in order, on the conference's
+serial queue. It writes the rows and the callbacks in one transaction (the
+outbox), then sends the commands. Every FreeSWITCH command text in an effect
+was written by :mod:`fsconf.esl.commands`, so it is already validated.
+
+* :class:`SendApi` is an api command text for the inbound connection (the shell
+  sends it as ``bgapi`` with its own Job-UUID).
+* :class:`JoinRoom` carries a whole join plan: the shell sends its ``sendmsg``
+  frames on the call's outbound socket (:func:`fsconf.conference.mapping.join_frames`).
+* :class:`PlayWait` and :class:`ContinueCall` go to the call layer.
+* :class:`Callback` is one signed HTTP request to queue; its parameters are
+  already in Twilio's order.
+* :class:`StoreConference` / :class:`StoreParticipant` are the rows as they are
+  after this step (upserts), with the store's field names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from fsconf.conference.mapping import JoinPlan
+from fsconf.conference.model import HttpMethod
+
+CallbackKind = Literal["status", "recording", "event"]
+
+
+@dataclass(frozen=True, slots=True)
+class SendApi:
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRoom:
+    """Move the call into the FreeSWITCH room. ``from_parked``: stop its wait
+    audio first (``uuid_break <uuid> all``, so no queued wait message runs)."""
+
+    call_sid: str
+    plan: JoinPlan
+    from_parked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PlayWait:
+    """Park the call on its waitUrl: ``''`` silence, ``None`` the default music.
+    Only Play, Say, Pause and Redirect may run there."""
+
+    call_sid: str
+    url: str | None
+    method: HttpMethod
+
+
+@dataclass(frozen=True, slots=True)
+class ContinueCall:
+    """The call left the conference with its channel up: stop the wait audio
+    or let the conference app return, then request the Dial ``action`` with
+    DialCallStatus (or run the next verb when ``action`` is None)."""
+
+    call_sid: str
+    dial_call_status: str
+    action: str | None
+    method: HttpMethod
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    timer_id: str
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    timer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    kind: CallbackKind
+    url: str
+    method: HttpMethod
+    params: tuple[tuple[str, str], ...]
+
+    def get(self, name: str) -> str | None:
+        for key, value in self.params:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportError:
+    """A Twilio error notification (an alert row), e.g. 16025 or 13240."""
+
+    code: int
+    message: str
+    call_sid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingFinished:
+    """Store the recording row; ``trim`` asks the shell to trim leading and
+    trailing silence (Twilio's trim-silence) before publishing it."""
+
+    recording_sid: str
+    path: str
+    status: str
+    duration: int
+    file_size: int
+    start_time: datetime
+    trim: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConferenceRow:
+    sid: str
+    account_sid: str
+    friendly_name: str
+    status: str
+    region: str | None
+    max_participants: int
+    record: str
+    trim: str
+    status_callback: str | None
+    status_callback_method: str
+    status_callback_events: str
+    recording_status_callback: str | None
+    recording_status_callback_method: str
+    recording_status_callback_events: str
+    event_callback_url: str | None
+    sequence_number: int
+    reason_ended: str | None
+    call_sid_ending_conference: str | None
+    participant_label_ending_conference: str | None
+    start_time: datetime | None
+    end_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantRow:
+    conference_sid: str
+    call_sid: str
+    join_sequence: int
+    label: str | None
+    member_id: int | None
+    placement: str
+    status: str
+    muted: bool
+    hold: bool
+    coaching: bool
+    call_sid_to_coach: str | None
+    start_conference_on_enter: bool
+    end_conference_on_exit: bool
+    beep: str
+    wait_url: str | None
+    wait_method: str
+    hold_url: str | None
+    hold_method: str
+    jitter_buffer_size: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConference:
+    row: ConferenceRow
+
+
+@dataclass(frozen=True, slots=True)
+class StoreParticipant:
+    row: ParticipantRow
+
+
+Effect = (
+    SendApi
+    | JoinRoom
+    | PlayWait
+    | ContinueCall
+    | StartTimer
+    | CancelTimer
+    | Callback
+    | ReportError
+    | RecordingFinished
+    | StoreConference
+    | StoreParticipant
+)
