@@ -1,0 +1,1417 @@
+"""FakeSwitch: a FreeSWITCH stand-in that speaks real ESL, inbound and outbound.
+
+Theory of operation
+-------------------
+One :class:`FakeSwitch` listens on a loopback port for inbound ESL clients
+and opens outbound ("call session") connections to a client's listener, like
+``socket host:port async full``. Its model (channels, rooms, members) lives in
+plain objects changed only from greenlets, never across a blocking call, so
+a change and the events it fires are atomic under gevent.
+
+Every connection has a writer greenlet fed by a queue: the model never blocks
+on a socket, and the bytes of one connection keep their order. While a
+command of a connection runs, the events it causes are held back for that
+connection and flushed right after its reply, as FreeSWITCH's replies come
+first in the captures.
+
+Every channel runs applications in its own greenlet. ``sendmsg`` with
+``event-lock: true`` queues behind the running application; without it the
+message runs at once, nested (B12). ``uuid_break`` interrupts the newest
+interruptible application (playback, sleep, speak); ``uuid_break all`` also
+discards the queue.
+
+Events are built from the captured header templates (:mod:`eventsets`).
+``commands`` records every command received on every connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import socket
+import time
+import uuid as uuid_module
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+
+import gevent
+from gevent.event import Event as GEvent
+from gevent.queue import Queue
+
+from fsconf.errors import EslProtocolError
+from fsconf.esl.codec import CommandDecoder, encode_api_response, encode_command_reply
+from fsconf.esl.frames import ClientCommand
+from fsconf.testing import conference as conf
+from fsconf.testing import eventsets
+from fsconf.testing.dialplan import Silent, Socket, Talk, apps_of
+from fsconf.testing.eventsets import Blocks, Items
+
+log = logging.getLogger(__name__)
+
+VERSION = eventsets._DATA["api"].get("version", "FreeSWITCH Version 1.11.3-dev~64bit ( 64bit)\n")
+CONFERENCE_HELP = eventsets._DATA["api"].get("conference", "")
+GOODBYE = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
+
+EVENT_NAMES = frozenset(
+    {
+        "CUSTOM", "CHANNEL_CREATE", "CHANNEL_DESTROY", "CHANNEL_STATE", "CHANNEL_CALLSTATE",
+        "CHANNEL_ANSWER", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_EXECUTE",
+        "CHANNEL_EXECUTE_COMPLETE", "CHANNEL_HOLD", "CHANNEL_UNHOLD", "CHANNEL_BRIDGE",
+        "CHANNEL_UNBRIDGE", "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_OUTGOING",
+        "CHANNEL_PARK", "CHANNEL_UNPARK", "CHANNEL_APPLICATION", "CHANNEL_ORIGINATE",
+        "CHANNEL_UUID", "CHANNEL_DATA", "API", "BACKGROUND_JOB", "HEARTBEAT", "DTMF",
+        "PLAYBACK_START", "PLAYBACK_STOP", "RECORD_START", "RECORD_STOP", "CODEC",
+        "CALL_UPDATE", "PRESENCE_IN", "RE_SCHEDULE", "SOCKET_DATA", "MODULE_LOAD",
+        "MODULE_UNLOAD", "RELOADXML", "PRIVATE_COMMAND", "MEDIA_BUG_START", "MEDIA_BUG_STOP",
+        "ALL",
+    }
+)
+
+_UUID_RE = re.compile(r"^[0-9a-fA-F-]{36}$")
+_TONE_RE = re.compile(r"%\(([\d,]+)\)")
+_ORIGINATE_RE = re.compile(r"^(?:\{(?P<vars>[^}]*)\})?(?P<endpoint>\S+)\s+(?P<target>.+)$")
+
+
+def _now_us() -> int:
+    return int(time.time() * 1_000_000)
+
+
+@dataclass(frozen=True)
+class RecordedCommand:
+    """A command as the switch received it, with the connection's name and time."""
+
+    connection: str
+    command: ClientCommand
+    t: float
+
+    @property
+    def line(self) -> str:
+        return self.command.line
+
+    @property
+    def verb(self) -> str:
+        return self.command.verb
+
+
+@dataclass
+class SwitchEvent:
+    name: str
+    subclass: str | None
+    items: Items
+    body: str | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key, value in self.items:
+            self.headers.setdefault(key, value)
+
+
+@dataclass
+class Message:
+    app: str
+    arg: str
+    event_uuid: str
+    lock: bool
+
+
+class AppBroken(Exception):
+    """Internal: the application was interrupted by uuid_break or hangup."""
+
+
+# --- channels --------------------------------------------------------------------
+
+
+class Channel:
+    """One call leg: caller profile, variables, application runner."""
+
+    def __init__(
+        self,
+        switch: FakeSwitch,
+        *,
+        uuid: str,
+        name: str,
+        direction: str,
+        caller: tuple[str, str],
+        callee: tuple[str, str],
+        destination: str,
+        variables: dict[str, str] | None = None,
+    ) -> None:
+        self.switch = switch
+        self.uuid = uuid
+        self.name = name
+        self.direction = direction
+        self.caller = caller
+        self.orig_caller = caller
+        self.callee = callee
+        self.destination = destination
+        self.created_us = _now_us()
+        self.answered_us = 0
+        self.hangup_us = 0
+        self.answered = GEvent()
+        self.hungup = False
+        self.hangup_cause: str | None = None
+        self.completed = False
+        self.destroyed = False
+        self.variables: dict[str, str] = {
+            "direction": direction,
+            "uuid": uuid,
+            "session_id": str(switch.next_session_id()),
+            "channel_name": name,
+        }
+        self.variables.update(variables or {})
+        self.other: Channel | None = None
+        self.connection: Connection | None = None
+        self.member: conf.Member | None = None
+        self.queue: Queue[Message | None] = Queue()
+        self.running = 0
+        self.breakables: list[GEvent] = []
+        self.runner = gevent.spawn(self._run)
+
+    # --- event blocks -------------------------------------------------------------
+
+    def profile_values(self, prefix: str) -> dict[str, str]:
+        values = {
+            f"{prefix}-Direction": self.direction,
+            f"{prefix}-Logical-Direction": self.direction,
+            f"{prefix}-Caller-ID-Name": self.caller[0],
+            f"{prefix}-Caller-ID-Number": self.caller[1],
+            f"{prefix}-Orig-Caller-ID-Name": self.orig_caller[0],
+            f"{prefix}-Orig-Caller-ID-Number": self.orig_caller[1],
+            f"{prefix}-Callee-ID-Name": self.callee[0],
+            f"{prefix}-Callee-ID-Number": self.callee[1],
+            f"{prefix}-ANI": self.orig_caller[1],
+            f"{prefix}-Destination-Number": self.destination,
+            f"{prefix}-Unique-ID": self.uuid,
+            f"{prefix}-Channel-Name": self.name,
+            f"{prefix}-Profile-Created-Time": str(self.created_us),
+            f"{prefix}-Channel-Created-Time": str(self.created_us),
+            f"{prefix}-Channel-Answered-Time": str(self.answered_us),
+            f"{prefix}-Channel-Hangup-Time": str(self.hangup_us),
+        }
+        return values
+
+    def block_values(self) -> dict[str, str]:
+        if self.hungup:
+            state, number, call_state = "CS_HANGUP", "10", "HANGUP"
+        else:
+            state, number = "CS_EXECUTE", "4"
+            call_state = "ACTIVE" if self.answered.is_set() else "RINGING"
+        values = {
+            "Channel-State": state,
+            "Channel-Call-State": call_state,
+            "Channel-State-Number": number,
+            "Channel-Name": self.name,
+            "Unique-ID": self.uuid,
+            "Call-Direction": self.direction,
+            "Presence-Call-Direction": self.direction,
+            "Channel-HIT-Dialplan": "true" if self.direction == "inbound" else "false",
+            "Channel-Call-UUID": self.uuid,
+            "Answer-State": "hangup" if self.hungup else (
+                "answered" if self.answered.is_set() else "ringing"
+            ),
+        }
+        values.update(self.profile_values("Caller"))
+        return values
+
+    def channel_block(self) -> Items:
+        return eventsets.channel_block(self.block_values(), self.hangup_cause)
+
+    def variable_items(self) -> Items:
+        return [(f"variable_{k}", v) for k, v in self.variables.items()]
+
+    def fire(self, key: str, extra: dict[str, str] | None = None, body: str | None = None) -> None:
+        values = dict(extra or {})
+        self.switch.fire(
+            key,
+            None,
+            Blocks(values=values, channel=self.channel_block(), variables=self.variable_items()),
+            body,
+        )
+
+    def conference_caller_id(self) -> tuple[str, str]:
+        return self.caller
+
+    def getvar(self, name: str) -> str | None:
+        if name in self.variables:
+            return self.variables[name]
+        if name == "other_loopback_leg_uuid" and self.other:
+            return self.other.uuid
+        return None
+
+    # --- life cycle ---------------------------------------------------------------
+
+    def answer(self) -> None:
+        if self.answered.is_set() or self.hungup:
+            return
+        self.answered_us = _now_us()
+        if self.direction == "outbound":
+            # surprise 1: an originated leg reports the callee id once answered
+            self.caller, self.callee = self.callee, self.orig_caller
+        self.answered.set()
+        self.variables.setdefault("endpoint_disposition", "ANSWER")
+        self.fire("CHANNEL_ANSWER")
+        if self.other is not None:
+            self.other.answer()
+
+    def mark_hungup(self, cause: str) -> bool:
+        """Take the channel down (CHANNEL_HANGUP); False when it already was."""
+        if self.hungup:
+            return False
+        self.hungup = True
+        self.hangup_cause = cause
+        self.hangup_us = _now_us()
+        self.variables["hangup_cause"] = cause
+        self.fire("CHANNEL_HANGUP", {"Hangup-Cause": cause})
+        return True
+
+    def hangup(self, cause: str = "NORMAL_CLEARING") -> None:
+        if not self.mark_hungup(cause):
+            return
+        if self.member is not None:
+            self.member.room.remove(self.member, "hangup")
+        for breakable in self.breakables:
+            breakable.set()
+        if not self.running:
+            self.complete_hangup()
+
+    def complete_hangup(self) -> None:
+        if self.completed:
+            return
+        self.completed = True
+        cause = self.hangup_cause or "NORMAL_CLEARING"
+        self.fire("CHANNEL_HANGUP_COMPLETE", {"Hangup-Cause": cause})
+        self.queue.put(None)
+        connection = self.connection
+        if connection is not None and not connection.closed:
+            connection.channel_gone()
+        else:
+            self.destroy()
+        if self.other is not None:
+            self.other.hangup(cause)
+
+    def destroy(self) -> None:
+        if self.destroyed:
+            return
+        self.destroyed = True
+        self.fire("CHANNEL_DESTROY", {"Hangup-Cause": self.hangup_cause or "NORMAL_CLEARING"})
+        self.switch.channels.pop(self.uuid, None)
+
+    # --- applications -------------------------------------------------------------
+
+    def submit(self, message: Message) -> None:
+        if self.running and not message.lock:
+            gevent.spawn(self.execute, message)  # B12: nested inside the running app
+        else:
+            self.queue.put(message)
+
+    def break_(self, discard: bool) -> None:
+        if discard:
+            while not self.queue.empty():
+                self.queue.get_nowait()
+        if self.breakables:
+            self.breakables[-1].set()
+
+    def _run(self) -> None:
+        while True:
+            message = self.queue.get()
+            if message is None or self.completed:
+                return
+            self.execute(message)
+
+    def execute(self, message: Message) -> None:
+        if self.hungup:
+            return
+        app = APPS.get(message.app)
+        self.running += 1
+        try:
+            extra = {"Application": message.app, "Application-UUID": message.event_uuid}
+            if message.arg:
+                extra["Application-Data"] = message.arg
+            self.variables["current_application"] = message.app
+            if message.arg:
+                self.variables["current_application_data"] = message.arg
+            self.fire("CHANNEL_EXECUTE", extra)
+            response = app(self, message.arg) if app is not None else "_none_"
+            self.variables["current_application_response"] = response
+            extra["Application-Response"] = response
+            self.fire("CHANNEL_EXECUTE_COMPLETE", extra)
+        finally:
+            self.running -= 1
+        if self.hungup and not self.running:
+            self.complete_hangup()
+
+    def wait_interruptible(self, seconds: float) -> bool:
+        """Wait like a playback; True when interrupted (uuid_break/hangup)."""
+        breakable = GEvent()
+        self.breakables.append(breakable)
+        try:
+            return breakable.wait(timeout=seconds)
+        finally:
+            self.breakables.remove(breakable)
+
+    def receive_dtmf(self, digits: str, source: str = "APP") -> None:
+        for digit in digits:
+            self.fire("DTMF", {"DTMF-Digit": digit, "DTMF-Duration": "2000", "DTMF-Source": source})
+            member = self.member
+            if (
+                digit == "*"
+                and member is not None
+                and self.variables.get("conference_controls") == "fsconf-hangup-on-star"
+            ):
+                member.room.remove(member, "star")  # B2.3: leaves, the channel stays up
+
+
+def _app_answer(channel: Channel, arg: str) -> str:
+    channel.answer()
+    return "_none_"
+
+
+def _app_set(channel: Channel, arg: str) -> str:
+    name, sep, value = arg.partition("=")
+    if sep:
+        if value:
+            channel.variables[name] = value
+        else:
+            channel.variables.pop(name, None)
+    return "_none_"
+
+
+def _app_multiset(channel: Channel, arg: str) -> str:
+    parts = arg[3:].split(arg[2]) if arg.startswith("^^") and len(arg) > 2 else arg.split(" ")
+    for part in parts:
+        _app_set(channel, part)
+    return "_none_"
+
+
+def _app_unset(channel: Channel, arg: str) -> str:
+    channel.variables.pop(arg, None)
+    return "_none_"
+
+
+def _app_playback(channel: Channel, arg: str) -> str:
+    if channel.switch.is_missing(arg):
+        return "FILE NOT FOUND"
+    channel.wait_interruptible(channel.switch.play_seconds(arg))
+    return "FILE PLAYED"  # B13: a break also says FILE PLAYED
+
+
+def _app_speak(channel: Channel, arg: str) -> str:
+    channel.wait_interruptible(channel.switch.time_scale)
+    return "_none_"
+
+
+def _app_sleep(channel: Channel, arg: str) -> str:
+    try:
+        ms = int(arg)
+    except ValueError:
+        ms = 0
+    channel.wait_interruptible(ms / 1000 * channel.switch.time_scale)
+    return "_none_"
+
+
+def _app_park(channel: Channel, arg: str) -> str:
+    channel.fire("CHANNEL_PARK")
+    return "_none_"
+
+
+def _app_noop(channel: Channel, arg: str) -> str:
+    return "_none_"
+
+
+def _app_hangup(channel: Channel, arg: str) -> str:
+    channel.hangup(arg.strip() or "NORMAL_CLEARING")
+    return "_none_"
+
+
+def _app_conference(channel: Channel, arg: str) -> str:
+    switch = channel.switch
+    room_name, profile, flags = conf.parse_app_arg(arg)
+    channel.answer()
+    channel.variables["conference_name"] = room_name
+    room = switch.rooms.get(room_name)
+    if room is None:
+        room = conf.new_room(switch, room_name, profile, channel)
+    elif room.max_members and len(room.members) >= room.max_members:
+        return "_none_"  # B11: refused silently, no event, channel up
+    elif room.locked and (
+        channel.direction == "inbound"
+        or channel.variables.get("conference_enforce_security") == "true"
+    ):
+        return "_none_"  # surprise 2: lock only stops inbound channels
+    member_id = channel.variables.get("conference_member_id")
+    member = conf.Member(
+        id=int(member_id) if member_id else switch.next_member_id(),  # B14
+        channel=channel,
+        flags=flags,
+        room=room,
+        left=GEvent(),
+    )
+    member.speak = "mute" not in flags
+    member.hear = "deaf" not in flags
+    channel.variables.update(
+        {
+            "conference_member_id": str(member.id),
+            "conference_moderator": "true" if member.moderator else "false",
+            "conference_ghost": "false",
+            "conference_uuid": room.uuid,
+        }
+    )
+    others = bool(room.members)
+    room.members.append(member)
+    channel.member = member
+    room.fire("add-member", member)
+    enter_sound = channel.variables.get("conference_enter_sound")
+    if others and enter_sound:
+        switch.schedule_play(room, enter_sound, [], None)  # B8: only play-file-done
+    if room.floor is None:
+        room.set_floor(member)
+    member.left.wait()
+    channel.member = None
+    return "_none_"
+
+
+APPS: dict[str, Callable[[Channel, str], str]] = {
+    "answer": _app_answer,
+    "pre_answer": _app_answer,
+    "set": _app_set,
+    "export": _app_set,
+    "multiset": _app_multiset,
+    "unset": _app_unset,
+    "playback": _app_playback,
+    "speak": _app_speak,
+    "sleep": _app_sleep,
+    "park": _app_park,
+    "jitterbuffer": _app_noop,  # B18: a silent no-op on loopback
+    "hangup": _app_hangup,
+    "conference": _app_conference,
+}
+
+
+# --- connections --------------------------------------------------------------------
+
+
+class Connection:
+    """One ESL connection, inbound (a client connected) or outbound (a call session)."""
+
+    def __init__(self, switch: FakeSwitch, sock: socket.socket, name: str,
+                 channel: Channel | None = None) -> None:
+        self.switch = switch
+        self.sock = sock
+        self.name = name
+        self.channel = channel
+        self.outbound = channel is not None
+        self.authed = self.outbound
+        self.connected = not self.outbound
+        self.format: str | None = None
+        self.events: set[str] = set()
+        self.subclasses: set[str] = set()
+        self.filters: list[tuple[str, str]] = []
+        self.myevents: str | None = None
+        self.linger: int | None = None
+        self.closed = False
+        self.channel_ended = False
+        self.held: list[bytes] | None = None
+        self.out: Queue[bytes | None] = Queue()
+        self.greenlets = [gevent.spawn(self._write), gevent.spawn(self._read)]
+
+    # --- output -------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        if not self.closed:
+            self.out.put(data)
+
+    def deliver(self, event: SwitchEvent) -> None:
+        if self.closed or not self.authed or not self.connected or self.format is None:
+            return
+        if self.myevents is not None and event.headers.get("Unique-ID") != self.myevents:
+            return
+        if event.name == "CUSTOM":
+            wanted = "ALL" in self.events or (event.subclass or "") in self.subclasses
+        else:
+            wanted = "ALL" in self.events or event.name in self.events
+        if not wanted:
+            return
+        if self.filters and not any(event.headers.get(h) == v for h, v in self.filters):
+            return
+        if self.format == "json":
+            data = eventsets.encode_json(event.items, event.body)
+        else:
+            data = eventsets.encode_plain(event.items, event.body)
+        if self.held is not None:
+            self.held.append(data)
+        else:
+            self.send(data)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.out.put(None)
+
+    def _write(self) -> None:
+        try:
+            while True:
+                data = self.out.get()
+                if data is None:
+                    break
+                self.sock.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self.closed = True
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+            self.sock.close()
+            self.switch.connection_closed(self)
+
+    # --- input ----------------------------------------------------------------------
+
+    def _read(self) -> None:
+        decoder = CommandDecoder()
+        try:
+            if not self.outbound:
+                self.send(b"Content-Type: auth/request\n\n")
+            while not self.closed:
+                data = self.sock.recv(65536)
+                if not data:
+                    break
+                decoder.feed(data)
+                for command in decoder:
+                    self.switch.commands.append(
+                        RecordedCommand(self.name, command, time.monotonic())
+                    )
+                    self._handle(command)
+        except (OSError, EslProtocolError):
+            pass
+        finally:
+            self.close()
+
+    def _handle(self, command: ClientCommand) -> None:
+        self.held = []
+        try:
+            reply = self._dispatch(command)
+        finally:
+            held, self.held = self.held, None
+        if reply is not None:
+            self.send(reply)
+        for data in held:
+            self.send(data)
+
+    def _dispatch(self, command: ClientCommand) -> bytes | None:
+        verb, argument = command.verb, command.argument.strip()
+        if not self.authed:
+            if verb == "auth" and argument == self.switch.password:
+                self.authed = True
+                return encode_command_reply("+OK accepted")
+            self.send(encode_command_reply("-ERR invalid"))
+            self.close()
+            return None
+        if self.outbound and not self.connected:
+            if verb != "connect":
+                return encode_command_reply("-ERR command not found")
+            self.connected = True
+            return self.switch.channel_data_reply(self.channel)
+        handler = COMMANDS.get(verb)
+        if handler is None:
+            return encode_command_reply("-ERR command not found")
+        return handler(self, argument, command)
+
+    def channel_gone(self) -> None:
+        """The controlled channel hung up: notice, then linger until ``exit``."""
+        channel = self.channel
+        assert channel is not None
+        self.channel_ended = True
+        if self.linger is not None:
+            head = (
+                "Content-Type: text/disconnect-notice\n"
+                f"Controlled-Session-UUID: {channel.uuid}\n"
+                "Content-Disposition: linger\n"
+                f"Channel-Name: {channel.name}\n"
+                f"Linger-Time: {self.linger}\n"
+                "Content-Length: 0\n\n"
+            )
+            self.send(head.encode())
+            return
+        self.send(self._goodbye(disposition="disconnect"))
+        self.close()
+        channel.destroy()
+
+    def _goodbye(self, disposition: str | None) -> bytes:
+        head = "Content-Type: text/disconnect-notice\n"
+        if self.channel is not None:
+            head += f"Controlled-Session-UUID: {self.channel.uuid}\n"
+            if disposition:
+                head += f"Content-Disposition: {disposition}\n"
+        payload = GOODBYE.encode()
+        return (head + f"Content-Length: {len(payload)}\n\n").encode() + payload
+
+
+def _parse_event_words(words: list[str]) -> tuple[set[str], set[str]]:
+    names: set[str] = set()
+    subclasses: set[str] = set()
+    custom = False
+    for word in words:
+        if custom:
+            subclasses.add(word)  # B1: every word after CUSTOM is a subclass
+        elif word == "CUSTOM":
+            custom = True
+        elif word in EVENT_NAMES:
+            names.add(word)
+    if custom:
+        names.add("CUSTOM")
+    return names, subclasses
+
+
+def _cmd_event(conn: Connection, argument: str, command: ClientCommand) -> bytes:
+    words = argument.split()
+    fmt = "plain"
+    if words and words[0] in ("plain", "json", "xml"):
+        fmt = words.pop(0)
+    names, subclasses = _parse_event_words(words)
+    if not names:
+        return encode_command_reply("-ERR no keywords supplied")
+    conn.format = fmt
+    conn.events |= names
+    conn.subclasses |= subclasses
+    return encode_command_reply(f"+OK event listener enabled {fmt}")
+
+
+def _cmd_nixevent(conn: Connection, argument: str, command: ClientCommand) -> bytes:
+    names, subclasses = _parse_event_words(argument.split())
+    if not names:
+        return encode_command_reply("-ERR no keywords supplied")
+    conn.subclasses -= subclasses
+    if subclasses:
+        names.discard("CUSTOM")
+    conn.events -= names
+    return encode_command_reply("+OK events nixed")
+
+
+def _cmd_noevents(conn: Connection, argument: str, command: ClientCommand) -> bytes:
+    conn.format = None
+    conn.events.clear()
+    conn.subclasses.clear()
+    return encode_command_reply("+OK no longer listening for events")
+
+
+def _cmd_filter(conn: Connection, argument: str, command: ClientCommand) -> bytes:
+    words = argument.split(None, 2)
+    if not words:
+        return encode_command_reply("-ERR command not found")
+    if words[0] == "delete":
+        rest = argument.split(None, 2)[1:]
+        if len(rest) == 2 and (rest[0], rest[1]) in conn.filters:
+            conn.filters.remove((rest[0], rest[1]))
+            return encode_command_reply(f"+OK filter deleted. [{rest[0]}][{rest[1]}]")
+        return encode_command_reply("-ERR invalid syntax")
+    if len(words) < 2:
+        return encode_command_reply("-ERR invalid syntax")
+    header, value = words[0], argument.split(None, 1)[1]
+    conn.filters.append((header, value))
+    return encode_command_reply(f"+OK filter added. [{header}]=[{value}]")
+
+
+def _cmd_myevents(conn: Connection, argument: str, command: ClientCommand) -> bytes:
+    target = argument.split()[0] if argument else (conn.channel.uuid if conn.channel else None)
+    conn.myevents = target
+    if conn.format is None:
+        conn.format = "plain"
+    conn.events.add("ALL")
+    return encode_command_reply("+OK Events Enabled")
+
+
+def _cmd_linger(conn: Connection, argument: str, command: ClientCommand) -> bytes:
+    conn.linger = int(argument) if argument.isdigit() else -1
+    return encode_command_reply("+OK will linger")
+
+
+def _cmd_nolinger(conn: Connection, argument: str, command: ClientCommand) -> bytes:
+    conn.linger = None
+    return encode_command_reply("+OK will not linger")
+
+
+def _cmd_log(conn: Connection, argument: str, command: ClientCommand) -> bytes:
+    return encode_command_reply(f"+OK log level {argument or 'debug'} [63]")
+
+
+def _cmd_nolog(conn: Connection, argument: str, command: ClientCommand) -> bytes:
+    return encode_command_reply("+OK no longer logging")
+
+
+def _cmd_api(conn: Connection, argument: str, command: ClientCommand) -> bytes:
+    if not argument:
+        return encode_command_reply("-ERR command not found")
+    return encode_api_response(conn.switch.api(argument))
+
+
+def _cmd_bgapi(conn: Connection, argument: str, command: ClientCommand) -> bytes:
+    if not argument:
+        return encode_command_reply("-ERR command not found")
+    job_uuid = command.headers.get("Job-UUID") or str(uuid_module.uuid4())
+    gevent.spawn(conn.switch.run_job, argument, job_uuid)
+    return encode_command_reply(f"+OK Job-UUID: {job_uuid}", {"Job-UUID": job_uuid})
+
+
+def _cmd_sendmsg(conn: Connection, argument: str, command: ClientCommand) -> bytes:
+    target = argument.split()[0] if argument else None
+    channel = conn.switch.channels.get(target) if target else conn.channel
+    if channel is None:
+        return encode_command_reply(f"-ERR invalid session id [{target or ''}]")
+    headers = command.headers
+    call_command = headers.get("call-command", "")
+    if call_command == "execute":
+        arg = headers.get("execute-app-arg")
+        if arg is None:
+            arg = command.body or ""
+        message = Message(
+            app=headers.get("execute-app-name", ""),
+            arg=arg,
+            event_uuid=headers.get("Event-UUID") or str(uuid_module.uuid4()),
+            lock=headers.get("event-lock", "").lower() == "true",
+        )
+        channel.submit(message)
+    elif call_command == "hangup":
+        gevent.spawn(channel.hangup, headers.get("hangup-cause", "NORMAL_CLEARING"))
+    return encode_command_reply("+OK")
+
+
+def _cmd_exit(conn: Connection, argument: str, command: ClientCommand) -> bytes | None:
+    conn.send(encode_command_reply("+OK bye"))
+    conn.send(conn._goodbye(disposition="disconnect" if conn.channel is not None else None))
+    conn.close()
+    channel = conn.channel
+    if channel is not None:
+        if channel.hungup:
+            channel.destroy()
+        else:
+            gevent.spawn(channel.hangup, "NORMAL_CLEARING")
+    return None
+
+
+def _cmd_connect(conn: Connection, argument: str, command: ClientCommand) -> bytes:
+    return encode_command_reply("-ERR command not found")
+
+
+def _cmd_auth(conn: Connection, argument: str, command: ClientCommand) -> bytes:
+    return encode_command_reply("-ERR command not found")
+
+
+CommandHandler = Callable[[Connection, str, ClientCommand], bytes | None]
+COMMANDS: dict[str, CommandHandler] = {
+    "event": _cmd_event,
+    "nixevent": _cmd_nixevent,
+    "noevents": _cmd_noevents,
+    "filter": _cmd_filter,
+    "myevents": _cmd_myevents,
+    "linger": _cmd_linger,
+    "nolinger": _cmd_nolinger,
+    "log": _cmd_log,
+    "nolog": _cmd_nolog,
+    "api": _cmd_api,
+    "bgapi": _cmd_bgapi,
+    "sendmsg": _cmd_sendmsg,
+    "exit": _cmd_exit,
+    "connect": _cmd_connect,
+    "auth": _cmd_auth,
+}
+
+
+# --- the switch ------------------------------------------------------------------------
+
+
+class FakeSwitch:
+    """A FreeSWITCH stand-in on a loopback port. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        password: str = "ClueCon",  # noqa: S107 - FreeSWITCH's default, loopback only
+        host: str = "127.0.0.1",
+        port: int = 0,
+        heartbeat_interval: float | None = None,
+        time_scale: float = 1.0,
+        hostname: str = "vm",
+        domain: str = "127.0.0.1",
+        core_uuid: str | None = None,
+    ) -> None:
+        self.password = password
+        self.host = host
+        self.requested_port = port
+        self.heartbeat_interval = heartbeat_interval
+        self.time_scale = time_scale
+        """Media and sleep durations are multiplied by this (0.05 in tests)."""
+        self.hostname = hostname
+        self.domain = domain
+        self.core_uuid = core_uuid or str(uuid_module.uuid4())
+        self.conference_help = CONFERENCE_HELP
+        self.dialplan: dict[str, object] = {"talk": Talk(), "silent": Silent()}
+        self.missing_files: set[str] = set()
+        self.channels: dict[str, Channel] = {}
+        self.rooms: dict[str, conf.Room] = {}
+        self.connections: list[Connection] = []
+        self.commands: list[RecordedCommand] = []
+        self.garbage_member_number = 1342309683
+        self._sequence = 0
+        self._member_id = 0
+        self._session_id = 0
+        self._inbound_count = 0
+        self._call_count = 0
+        self._plays: list[tuple[conf.Room, conf.Member | None, GEvent]] = []
+        self._listener: socket.socket | None = None
+        self._greenlets: list[gevent.Greenlet] = []
+        self.started = time.monotonic()
+
+    # --- server -----------------------------------------------------------------------
+
+    def start(self) -> FakeSwitch:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((self.host, self.requested_port))
+        listener.listen(64)
+        self._listener = listener
+        self._greenlets.append(gevent.spawn(self._accept, listener))
+        if self.heartbeat_interval:
+            self._greenlets.append(gevent.spawn(self._heartbeats, self.heartbeat_interval))
+        return self
+
+    def stop(self) -> None:
+        for greenlet in self._greenlets:
+            greenlet.kill(block=False)
+        self._greenlets.clear()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self.drop_connections()
+        for channel in list(self.channels.values()):
+            channel.runner.kill(block=False)
+
+    def __enter__(self) -> FakeSwitch:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._listener is not None, "FakeSwitch not started"
+        host, port = self._listener.getsockname()[:2]
+        return host, port
+
+    @property
+    def conferences(self) -> dict[str, conf.Room]:
+        return self.rooms
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            self._inbound_count += 1
+            self.connections.append(Connection(self, sock, f"inbound-{self._inbound_count}"))
+
+    def _heartbeats(self, interval: float) -> None:
+        while True:
+            gevent.sleep(interval)
+            self.heartbeat()
+
+    def connection_closed(self, connection: Connection) -> None:
+        if connection in self.connections:
+            self.connections.remove(connection)
+        channel = connection.channel
+        if channel is not None and connection.outbound:
+            # A client that closes its call socket ends the call (like FreeSWITCH).
+            if channel.hungup:
+                channel.destroy()
+            else:
+                gevent.spawn(channel.hangup, "NORMAL_CLEARING")
+
+    # --- control API --------------------------------------------------------------------
+
+    def drop_connections(self) -> None:
+        """Close every ESL connection abruptly (no notice)."""
+        for connection in list(self.connections):
+            connection.closed = True
+            connection.out.put(None)
+            with contextlib.suppress(OSError):
+                connection.sock.shutdown(socket.SHUT_RDWR)
+
+    def restart(self) -> None:
+        """Like a FreeSWITCH restart: connections dropped, state gone, new Core-UUID."""
+        self.drop_connections()
+        for channel in list(self.channels.values()):
+            channel.runner.kill(block=False)
+        self.channels.clear()
+        self.rooms.clear()
+        self.core_uuid = str(uuid_module.uuid4())
+        self.started = time.monotonic()
+
+    def write_garbage(self, data: bytes = b"this is not ESL\n\n", connection: str | None = None
+                      ) -> None:
+        """Send bytes that are not ESL on every (or the named) connection."""
+        for conn in list(self.connections):
+            if (connection is None and not conn.outbound) or conn.name == connection:
+                conn.send(data)
+
+    def heartbeat(self) -> None:
+        uptime = time.monotonic() - self.started
+        self.fire(
+            "HEARTBEAT",
+            None,
+            Blocks(values={
+                "Event-Info": "System Ready",
+                "Up-Time": f"0 years, 0 days, 0 hours, 0 minutes, {int(uptime)} seconds, "
+                "0 milliseconds, 0 microseconds",
+                "Uptime-msec": str(int(uptime * 1000)),
+                "Session-Count": str(len(self.channels)),
+            }),
+        )
+
+    def channel(self, uuid: str) -> Channel:
+        return self.channels[uuid]
+
+    def member(self, uuid: str) -> conf.Member:
+        member = self.channels[uuid].member
+        if member is None:
+            raise KeyError(f"{uuid} is not in a conference")
+        return member
+
+    def start_talking(self, uuid: str) -> None:
+        member = self.member(uuid)
+        member.talking = True
+        member.room.fire("start-talking", member)
+        if member.room.floor is not member:
+            member.room.set_floor(member)
+
+    def stop_talking(self, uuid: str) -> None:
+        member = self.member(uuid)
+        member.talking = False
+        member.room.fire("stop-talking", member)
+
+    def hangup(self, uuid: str, cause: str = "NORMAL_CLEARING") -> None:
+        self.channels[uuid].hangup(cause)
+
+    def receive_dtmf(self, uuid: str, digits: str) -> None:
+        """The channel RECEIVES digits (uuid_recv_dtmf semantics: hangup-on-star)."""
+        self.channels[uuid].receive_dtmf(digits)
+
+    def place_call(
+        self,
+        outbound: tuple[str, int] | None = None,
+        *,
+        caller_id_number: str = "+15550000001",
+        caller_id_name: str = "Caller",
+        destination: str = "fsconf",
+        variables: dict[str, str] | None = None,
+        uuid: str | None = None,
+    ) -> str:
+        """A call arrives; its channel runs ``socket <outbound> async full``.
+
+        Without ``outbound`` the channel runs ``dialplan[destination]``. Like
+        the captures' calls, this is a loopback pair; the returned uuid is the
+        B-leg (inbound, caller id as given), the channel a session controls.
+        """
+        a_leg, b_leg = self._loopback_pair(
+            destination,
+            {
+                "origination_uuid": uuid or str(uuid_module.uuid4()),
+                "origination_caller_id_number": caller_id_number,
+                "origination_caller_id_name": caller_id_name,
+                "origination_callee_id_number": caller_id_number,
+                "origination_callee_id_name": caller_id_name,
+                **(variables or {}),
+            },
+        )
+        target: object = Socket(outbound) if outbound is not None else self.dialplan[destination]
+        self._run_dialplan(b_leg, apps_of(target))
+        a_leg.submit(Message("park", "", str(uuid_module.uuid4()), True))
+        return b_leg.uuid
+
+    def _run_dialplan(self, channel: Channel, apps: list[tuple[str, str]]) -> None:
+        for app, arg in apps:
+            if app == "socket":
+                host, _, port = arg.split()[0].rpartition(":")
+                channel.variables["socket_host"] = host
+                self._open_session(channel, (host, int(port)))
+                return
+            channel.submit(Message(app, arg, str(uuid_module.uuid4()), True))
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 2.0) -> None:
+        """Block (cooperatively) until ``predicate()``; no sleeping loop on the caller's side."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError("FakeSwitch.wait_until timed out")
+            gevent.sleep(0.002)
+
+    # --- events -----------------------------------------------------------------------
+
+    def next_member_id(self) -> int:
+        self._member_id += 1
+        return self._member_id
+
+    def next_session_id(self) -> int:
+        self._session_id += 1
+        return self._session_id
+
+    def _head(self) -> dict[str, str]:
+        self._sequence += 1
+        now = time.time()
+        return {
+            "Core-UUID": self.core_uuid,
+            "FreeSWITCH-Hostname": self.hostname,
+            "FreeSWITCH-Switchname": self.hostname,
+            "FreeSWITCH-IPv4": "127.0.0.1",
+            "FreeSWITCH-IPv6": "::1",
+            "Event-Date-Local": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)),
+            "Event-Date-GMT": formatdate(now, usegmt=True),
+            "Event-Date-Timestamp": str(int(now * 1_000_000)),
+            "Event-Sequence": str(self._sequence),
+        }
+
+    def fire(self, key: str, subclass: str | None, blocks: Blocks, body: str | None = None) -> None:
+        values = self._head()
+        values.update(blocks.values)
+        blocks.values = values
+        items = eventsets.expand(key, blocks)
+        event = SwitchEvent("CUSTOM" if subclass else key, subclass, items, body)
+        for connection in list(self.connections):
+            connection.deliver(event)
+
+    def fire_custom(self, action: str, values: dict[str, str], *, channel: Channel | None,
+                    confvars: Items, playvars: Items) -> None:
+        blocks = Blocks(values=values, channel=channel.channel_block() if channel else None,
+                        confvars=confvars, playvars=playvars)
+        self.fire(action, "conference::maintenance", blocks)
+
+    def channel_data_reply(self, channel: Channel | None) -> bytes:
+        assert channel is not None
+        values = self._head()
+        values.update(channel.block_values())
+        values.update(channel.profile_values("Channel"))
+        values.update({"Event-Name": "CHANNEL_DATA", "Content-Type": "command/reply",
+                       "Reply-Text": "+OK\n", "Socket-Mode": "async", "Control": "full"})
+        items = eventsets.expand(
+            "CHANNEL_DATA", Blocks(values=values, variables=channel.variable_items())
+        )
+        return eventsets.encode_items(items) + b"\n"
+
+    # --- media -------------------------------------------------------------------------
+
+    def is_missing(self, file: str) -> bool:
+        _, bare = conf.split_vars(file)
+        return bare in self.missing_files or bare.startswith(conf.MISSING_FILE_PREFIXES)
+
+    def play_seconds(self, file: str) -> float:
+        if "loops=-1" in file:
+            return 24 * 3600.0  # endless hold music: until stopped or broken
+        match = _TONE_RE.search(file)
+        length = sum(int(x) for x in match.group(1).split(",")[:2]) if match else 1000
+        loops = re.search(r"loops=(\d+)", file)
+        if loops:
+            length *= int(loops.group(1))
+        return length / 1000 * self.time_scale
+
+    def sound_ms(self, file: str) -> str:
+        """What play-file-done reports: twice the real length (B6)."""
+        match = _TONE_RE.search(file)
+        length = sum(int(x) for x in match.group(1).split(",")[:2]) if match else 1000
+        return str(2 * length)
+
+    def schedule_play(self, room: conf.Room, file: str, playvars: Items,
+                      member: conf.Member | None) -> None:
+        stop = GEvent()
+        entry = (room, member, stop)
+        self._plays.append(entry)
+
+        def finish() -> None:
+            stop.wait(timeout=self.play_seconds(file))
+            if entry in self._plays:
+                self._plays.remove(entry)
+            if self.rooms.get(room.name) is not room:
+                return
+            if member is not None and member not in room.members:
+                return
+            room.fire_play_done(file, self.sound_ms(file), playvars, member)
+
+        gevent.spawn(finish)
+
+    def stop_plays(self, room: conf.Room, member: conf.Member | None) -> int:
+        stopped = 0
+        for entry in list(self._plays):
+            if entry[0] is room and entry[1] is member:
+                entry[2].set()
+                stopped += 1
+        return stopped
+
+    def member_left(self, member: conf.Member, reason: str) -> None:
+        for entry in list(self._plays):
+            if entry[1] is member:
+                self._plays.remove(entry)
+                entry[2].set()
+
+    # --- api -------------------------------------------------------------------------
+
+    def api(self, argument: str) -> str:
+        name, _, rest = argument.partition(" ")
+        handler = API.get(name)
+        if handler is None:
+            return f"-ERR {name} Command not found!\n"
+        return handler(self, rest.strip())
+
+    def run_job(self, argument: str, job_uuid: str) -> None:
+        output = self.api(argument)
+        name, _, rest = argument.partition(" ")
+        values = {"Job-UUID": job_uuid, "Job-Command": name}
+        if rest:
+            values["Job-Command-Arg"] = rest
+        self.fire("BACKGROUND_JOB", None, Blocks(values=values), output)
+
+    # --- originate ---------------------------------------------------------------------
+
+    def _loopback_pair(self, ext: str, variables: dict[str, str]) -> tuple[Channel, Channel]:
+        a_uuid = variables.get("origination_uuid") or str(uuid_module.uuid4())
+        caller = (variables.get("origination_caller_id_name", "FreeSWITCH"),
+                  variables.get("origination_caller_id_number", "0000000000"))
+        callee = (variables.get("origination_callee_id_name", "Outbound Call"),
+                  variables.get("origination_callee_id_number", "default"))
+        a_leg = Channel(self, uuid=a_uuid, name=f"loopback/{ext}-a", direction="outbound",
+                        caller=caller, callee=callee, destination=ext,
+                        variables=dict(variables))
+        b_leg = Channel(self, uuid=str(uuid_module.uuid4()), name=f"loopback/{ext}-b",
+                        direction="inbound", caller=caller,
+                        callee=callee, destination=ext,
+                        variables={**variables, "other_loopback_leg_uuid": a_uuid,
+                                   "loopback_leg": "B"})
+        b_leg.variables["call_uuid"] = b_leg.uuid
+        a_leg.other, b_leg.other = b_leg, a_leg
+        self.channels[a_leg.uuid] = a_leg
+        self.channels[b_leg.uuid] = b_leg
+        a_leg.fire("CHANNEL_CREATE")
+        b_leg.fire("CHANNEL_CREATE")
+        return a_leg, b_leg
+
+    def _open_session(self, channel: Channel, address: tuple[str, int]) -> None:
+        self._call_count += 1
+        name = f"call-{self._call_count}"
+
+        def connect() -> None:
+            try:
+                sock = socket.create_connection(address, timeout=5)
+            except OSError:
+                channel.hangup("DESTINATION_OUT_OF_ORDER")
+                return
+            sock.settimeout(None)
+            connection = Connection(self, sock, name, channel=channel)
+            channel.connection = connection
+            self.connections.append(connection)
+
+        gevent.spawn(connect)
+
+    def originate(self, argument: str) -> str:
+        match = _ORIGINATE_RE.match(argument)
+        if match is None:
+            return (
+                "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] "
+                "[<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n"
+            )
+        variables: dict[str, str] = {}
+        for pair in (match.group("vars") or "").split(","):
+            key, sep, value = pair.partition("=")
+            if sep:
+                variables[key] = value
+        endpoint, target = match.group("endpoint"), match.group("target").strip()
+        tech, _, rest = endpoint.partition("/")
+        if tech == "error":
+            return f"-ERR {rest or 'NORMAL_CLEARING'}\n"
+        if tech != "loopback":
+            return "-ERR CHAN_NOT_IMPLEMENTED\n"
+        ext = rest.split("/")[0]
+        plan = self.dialplan.get(ext)
+        if plan is None:
+            return "-ERR NORMAL_CLEARING\n"
+        app, app_arg = "park", ""
+        if target.startswith("&"):
+            app, _, app_arg = target[1:].partition("(")
+            app_arg = app_arg.split(")", 1)[0]  # surprise 19: cut at the first ')'
+        a_leg, b_leg = self._loopback_pair(ext, variables)
+        self._run_dialplan(b_leg, apps_of(plan))
+        timeout = float(variables.get("originate_timeout", "60"))
+        if not a_leg.answered.wait(timeout=timeout) or a_leg.hungup:
+            a_leg.hangup("NO_ANSWER")
+            return "-ERR NO_ANSWER\n"
+        a_leg.submit(Message(app, app_arg, str(uuid_module.uuid4()), True))
+        return f"+OK {a_leg.uuid}\n"
+
+
+# --- api commands --------------------------------------------------------------------------
+
+
+def _with_channel(
+    usage: str, run: Callable[[FakeSwitch, Channel, list[str]], str]
+) -> Callable[[FakeSwitch, str], str]:
+    def handler(switch: FakeSwitch, argument: str) -> str:
+        words = argument.split()
+        if not words:
+            return f"-USAGE: {usage}\n"
+        channel = switch.channels.get(words[0])
+        if channel is None or (channel.hungup and channel.completed):
+            return "-ERR No such channel!\n"
+        return run(switch, channel, words[1:])
+
+    return handler
+
+
+def _api_uuid_kill(switch: FakeSwitch, channel: Channel, args: list[str]) -> str:
+    gevent.spawn(channel.hangup, args[0] if args else "NORMAL_CLEARING")
+    return "+OK\n"
+
+
+def _api_uuid_getvar(switch: FakeSwitch, channel: Channel, args: list[str]) -> str:
+    if not args:
+        return "-USAGE: <uuid> <var>\n"
+    value = channel.getvar(args[0])
+    return "_undef_" if value is None else value
+
+
+def _api_uuid_setvar(switch: FakeSwitch, channel: Channel, args: list[str]) -> str:
+    if not args:
+        return "-USAGE: <uuid> <var> [value]\n"
+    if len(args) > 1:
+        channel.variables[args[0]] = " ".join(args[1:])
+    else:
+        channel.variables.pop(args[0], None)
+    return "+OK\n"
+
+
+def _api_uuid_break(switch: FakeSwitch, channel: Channel, args: list[str]) -> str:
+    channel.break_(discard=bool(args and args[0] == "all"))
+    return "+OK\n"
+
+
+def _api_uuid_recv_dtmf(switch: FakeSwitch, channel: Channel, args: list[str]) -> str:
+    digits = args[0] if args else ""
+    gevent.spawn(channel.receive_dtmf, digits, "APP")
+    return f"+OK {channel.uuid} received DTMF {digits}.\n"
+
+
+def _api_uuid_send_dtmf(switch: FakeSwitch, channel: Channel, args: list[str]) -> str:
+    digits = args[0] if args else ""
+    if channel.other is not None:
+        gevent.spawn(channel.other.receive_dtmf, digits, "UNKNOWN")
+    return f"+OK {channel.uuid} sent DTMF {digits}.\n"
+
+
+def _api_uuid_exists(switch: FakeSwitch, argument: str) -> str:
+    channel = switch.channels.get(argument.strip())
+    return "true" if channel is not None and not channel.hungup else "false"
+
+
+def _api_show(switch: FakeSwitch, argument: str) -> str:
+    import json
+
+    words = argument.split()
+    channels = [c for c in switch.channels.values() if not c.hungup]
+    if words[:1] == ["channels"] and words[1:2] == ["count"]:
+        return f"\n{len(channels)} total.\n"
+    if words[:1] == ["channels"] and words[1:3] == ["as", "json"]:
+        if not channels:
+            return json.dumps({"row_count": 0}, separators=(",", ":"))
+        rows = []
+        for channel in channels:
+            rows.append({
+                "uuid": channel.uuid,
+                "direction": channel.direction,
+                "created": time.strftime("%Y-%m-%d %H:%M:%S",
+                                         time.localtime(channel.created_us / 1e6)),
+                "created_epoch": str(int(channel.created_us / 1e6)),
+                "name": channel.name,
+                "state": "CS_EXECUTE",
+                "cid_name": channel.orig_caller[0],
+                "cid_num": channel.orig_caller[1],
+                "ip_addr": "",
+                "dest": channel.destination,
+                "application": channel.variables.get("current_application", ""),
+                "application_data": channel.variables.get("current_application_data", ""),
+                "dialplan": "xml",
+                "context": "default",
+                "read_codec": "L16",
+                "read_rate": "8000",
+                "read_bit_rate": "128000",
+                "write_codec": "L16",
+                "write_rate": "8000",
+                "write_bit_rate": "128000",
+                "secure": "",
+                "hostname": switch.hostname,
+                "presence_id": "",
+                "presence_data": "",
+                "accountcode": "",
+                "callstate": "ACTIVE" if channel.answered.is_set() else "RINGING",
+                "callee_name": channel.callee[0],
+                "callee_num": channel.callee[1],
+                "callee_direction": "",
+                "call_uuid": channel.uuid,
+                "sent_callee_name": "",
+                "sent_callee_num": "",
+                "initial_cid_name": channel.orig_caller[0],
+                "initial_cid_num": channel.orig_caller[1],
+                "initial_ip_addr": "",
+                "initial_dest": channel.destination,
+                "initial_dialplan": "xml",
+                "initial_context": "default",
+            })
+        return json.dumps({"row_count": len(rows), "rows": rows}, separators=(",", ":"))
+    return "-USAGE: codec|endpoint|application|api|dialplan|file|timer|calls [count]|" \
+        "channels [count|like <match string>]|calls|detailed_calls|bridged_calls|" \
+        "detailed_bridged_calls|aliases|complete|chat|management|modules|nat_map|say|" \
+        "interfaces|interface_types|tasks|limits|status\n"
+
+
+def _api_status(switch: FakeSwitch, argument: str) -> str:
+    uptime = int(time.monotonic() - switch.started)
+    count = len([c for c in switch.channels.values() if not c.hungup])
+    return (
+        f"UP 0 years, 0 days, 0 hours, {uptime // 60} minutes, {uptime % 60} seconds, "
+        "0 milliseconds, 0 microseconds\n"
+        "FreeSWITCH (Version 1.11.3-dev  64bit) is ready\n"
+        f"{switch._session_id} session(s) since startup\n"
+        f"{count} session(s) - peak {count}, last 5min {count} \n"
+        "0 session(s) per Sec out of max 30, peak 0, last 5min 0 \n"
+        "1000 session(s) max\n"
+        "min idle cpu 0.00/98.43\n"
+        "Current Stack Size/Max 240K/8192K\n"
+    )
+
+
+LOADED_MODULES = frozenset(
+    {"mod_conference", "mod_event_socket", "mod_loopback", "mod_sofia", "mod_commands",
+     "mod_dptools", "mod_http_cache", "mod_httapi", "mod_flite", "mod_tone_stream",
+     "mod_sndfile", "mod_dialplan_xml"}
+)
+
+API: dict[str, Callable[[FakeSwitch, str], str]] = {
+    "version": lambda switch, argument: VERSION,
+    "status": _api_status,
+    "module_exists": lambda switch, argument: "true" if argument in LOADED_MODULES else "false",
+    "uuid_kill": _with_channel("<uuid> [cause]", _api_uuid_kill),
+    "uuid_getvar": _with_channel("<uuid> <var>", _api_uuid_getvar),
+    "uuid_setvar": _with_channel("<uuid> <var> [value]", _api_uuid_setvar),
+    "uuid_break": _with_channel("<uuid> [all]", _api_uuid_break),
+    "uuid_recv_dtmf": _with_channel("<uuid> <dtmf_data>", _api_uuid_recv_dtmf),
+    "uuid_send_dtmf": _with_channel("<uuid> <dtmf_data>", _api_uuid_send_dtmf),
+    "uuid_exists": _api_uuid_exists,
+    "show": _api_show,
+    "originate": lambda switch, argument: switch.originate(argument),
+    "conference": lambda switch, argument: conf.api(switch, argument),
+}
+
+
+def names(commands: Iterable[RecordedCommand], connection: str) -> list[str]:
+    """The command lines one connection sent (a helper for tests)."""
+    return [c.line for c in commands if c.connection == connection]

@@ -1,0 +1,259 @@
+"""mod_conference model over inbound ESL (texts from the captures)."""
+
+from __future__ import annotations
+
+import json
+
+from fsconf.esl import commands
+from fsconf.testing import FakeSwitch
+from tests.fakeswitch.client import Client, keys
+
+ALICE = "7dea7e7f-57b9-4d1e-8b20-aaff175e8a28"
+BOB = "39ab4747-3ca7-4831-9107-6bd0917e3cfc"
+CID = "efe2349a-0089-4e7a-a75d-f56edab98c0f"
+ROOM = "CFf0d5d6661dda4d13b3a490fea9d1f8aa"
+
+
+def originate(esl: Client, uuid: str, name: str, number: str, arg: str, callee: bool = True) -> str:
+    variables = f"origination_uuid={uuid},origination_caller_id_number={number}," \
+        f"origination_caller_id_name={name}"
+    if callee:
+        variables += f",origination_callee_id_number={number},origination_callee_id_name={name}"
+    return esl.api(f"originate {{{variables}}}loopback/silent/default &conference({arg})")
+
+
+def member_id(esl: Client, uuid: str) -> int:
+    return int(esl.event("add-member", **{"Unique-ID": uuid}).get("Member-ID"))
+
+
+def test_surprise1_originated_leg_reports_callee_id(esl: Client) -> None:
+    assert originate(esl, ALICE, "Alice", "1001", "room-basic@default", callee=False) == \
+        f"+OK {ALICE}\n"
+    originate(esl, BOB, "Bob", "1002", "room-basic@default")
+    a, b = member_id(esl, ALICE), member_id(esl, BOB)
+    assert esl.api("conference room-basic list") == (
+        f"{b};loopback/silent-a;{BOB};Bob;1002;hear|speak;0;0;100\n"
+        f"{a};loopback/silent-a;{ALICE};Outbound Call;default;hear|speak|floor;0;0;100\n"
+    )
+
+
+def test_create_add_floor_events_and_conference_sid(esl: Client, fs: FakeSwitch) -> None:
+    esl.api(f"originate {{origination_uuid={ALICE},confvar_conference_sid={ROOM}}}"
+            f"loopback/silent/default &conference({ROOM}@fsconf+flags{{mute}})")
+    seen = esl.drain_until("floor-change")
+    custom = [e for e in seen if e.name == "CUSTOM"]
+    assert keys(custom) == ["conference-create", "add-member", "floor-change"]
+    assert all(e.get("conference_sid") == ROOM for e in custom)  # B2.1
+    add = custom[1]
+    flags = (add.get("Speak"), add.get("Hear"), add.get("Member-Type"))
+    assert flags == ("false", "true", "member")
+    assert custom[2].get("Old-ID") == "none"
+    assert custom[2].get("New-ID") == add.get("Member-ID")
+    assert esl.api(f"conference {ROOM} getvar conference_sid") == ROOM
+    assert esl.api(f"conference {ROOM} list").endswith(";hear|floor;0;0;100\n")
+
+
+def test_surprise14_kick_has_no_hangup_cause_kill_has(esl: Client) -> None:
+    originate(esl, ALICE, "Ann", "3001", "room-mhk@default")
+    originate(esl, BOB, "Ben", "3002", "room-mhk@default")
+    ann, ben = member_id(esl, ALICE), member_id(esl, BOB)
+    assert esl.api(f"conference room-mhk kick {ben}") == f"+OK kicked {ben}\n"
+    kicked = esl.drain_until("del-member", **{"Member-ID": str(ben)})
+    assert keys([e for e in kicked if e.name == "CUSTOM"])[-2:] == ["kick-member", "del-member"]
+    assert kicked[-1].get("Hangup-Cause") is None
+    assert esl.api(f"uuid_exists {BOB}") == "true"  # B2: the channel stays up
+    assert esl.api(f"uuid_kill {ALICE} USER_BUSY") == "+OK\n"
+    gone = esl.event("del-member", **{"Member-ID": str(ann)})
+    assert gone.get("Hangup-Cause") == "USER_BUSY"
+    esl.event("conference-destroy")  # B9: no empty rooms
+    assert esl.api("conference room-mhk list") == "-ERR Conference room-mhk not found\n"
+
+
+def test_member_commands_exact_replies(esl: Client) -> None:
+    originate(esl, ALICE, "Ann", "3001", "room-mhk@default")
+    originate(esl, BOB, "Ben", "3002", "room-mhk@default")
+    ann, ben = member_id(esl, ALICE), member_id(esl, BOB)
+    room = "conference room-mhk"
+    assert esl.api(f"{room} mute {ann}") == f"+OK mute {ann}\n"
+    assert esl.event("mute-member").get("Speak") == "false"
+    assert esl.api(f"{room} unmute {ann} quiet") == f"+OK unmute {ann}\n"
+    esl.event("unmute-member")
+    assert esl.api(f"{room} tmute {ann}") == f"+OK mute {ann}\n"
+    assert esl.api(f"{room} mute all") == f"+OK mute {ben}\n+OK mute {ann}\n"
+    assert esl.api(f"{room} mute 999") == "-ERR Non-Existant ID 999\n"
+    assert esl.api(f"{room} mute") == "mute <[member_id|all]|last|non_moderator> [<quiet>]"
+    assert esl.api(f"{room} deaf {ben}") == f"+OK deaf {ben}\n"
+    assert esl.api(f"{room} bogus") == "-ERR Conference command 'bogus' not found.\n"
+    assert esl.api(room) == "Conference command, not specified.\nTry 'help'\n"
+    assert esl.api(f"{room} count") == "2"
+    assert esl.api(f"{room} list count") == "2"
+    assert esl.api(f"{room} get max_members") == "0"
+    assert esl.api(f"{room} get is_locked") == "-ERR no reply\n"  # surprise 3
+    assert esl.api(f"{room} get bogus") == "get <parameter-name>"
+    assert esl.api(f"{room} set max_members 3") == "0"  # surprise 8: the OLD value
+    assert esl.api(f"{room} set max_members 2") == "3"
+    assert esl.api(f"{room} dtmf {ann} 123") == f"+OK sent 123 to {ann}\n"
+    assert esl.event("dtmf-member").get("Digits") == "123"
+    assert esl.api(f"{room} say hello everyone") == "+OK (say) OK\n"
+    assert esl.event("speak-text").get("Text") == "hello everyone"
+    assert esl.api(f"{room} get-uuid {ben}") == BOB
+    assert esl.api(f"{room} setvar foo bar") == "+OK\n"
+    assert esl.api(f"{room} getvar foo") == "bar"
+
+
+def test_b10_hold_in_json_list_and_list(esl: Client) -> None:
+    originate(esl, ALICE, "Talker", "1", "room-h@default")
+    originate(esl, BOB, "Held", "2", "room-h@default")
+    held = member_id(esl, BOB)
+    member_id(esl, ALICE)
+    assert esl.api(f"conference room-h hold {held}") == f"+OK hold {held}\n"
+    event = esl.event("hold-member")
+    assert (event.get("Hold"), event.get("Hear"), event.get("Speak")) == ("true", "true", "true")
+    data = json.loads(esl.api("conference room-h json_list compact"))
+    flags = next(m["flags"] for m in data[0]["members"] if m["id"] == held)
+    assert (flags["hold"], flags["can_hear"], flags["can_speak"]) == (True, False, False)
+    assert f"\n{held};" in "\n" + esl.api("conference room-h list")
+    assert ";hold;0;0;100\n" in esl.api("conference room-h list")
+    assert esl.api("conference room-h unhold 999") == "-ERR Non-Existant ID 999\n"
+
+
+def test_b5_b6_b7_play_vars_lengths_and_errors(esl: Client) -> None:
+    originate(esl, ALICE, "Ann", "1", "room-p@default")
+    ann = member_id(esl, ALICE)
+    room = "conference room-p"
+    file = "{fsconf_announce=AN1}tone_stream://%(500,0,600)"
+    assert esl.api(f"{room} play {file}") == f"+OK (play) Playing file {file}\n"
+    play = esl.event("play-file")
+    assert (play.get("fsconf_announce"), play.get("File"), play.get("Async")) == (
+        "AN1", file, "false")
+    done = esl.event("play-file-done")
+    assert (done.get("fsconf_announce"), done.get("milliseconds"), done.get("seconds")) == (
+        "AN1", "1000", "1")
+    assert esl.api(f"{room} play {file} {ann}") == \
+        f"+OK (play) Playing file {file} to member {ann}\n"
+    assert esl.event("play-file-member-done").get("fsconf_announce") == "AN1"
+    async_file = "{fsconf_announce=AN3,vol=-3}tone_stream://%(500,0,600)"
+    esl.api(f"{room} play {async_file} async")
+    assert esl.event("play-file", Async="true").get("fsconf_announce") is None
+    assert esl.event("play-file-done", fsconf_announce="AN3").get("vol") == "-3"
+    assert esl.api(f"{room} play /nonexistent.wav") == \
+        "-ERR (play) File: /nonexistent.wav not found.\n"
+    assert esl.event("play-file", File="/nonexistent.wav").get("Error") == \
+        "File could not be played"
+    reply = esl.api(f"{room} play tone_stream://%(200,0,600) 999")
+    assert reply.startswith("-ERR Member: ")
+    assert reply.endswith(" not found.\nplay <file_path> [async|<member_id> [nomux]]")
+    assert esl.api(f"{room} play") == "play <file_path> [async|<member_id> [nomux]]"
+
+
+def test_surprise6_7_b15_recording_texts(esl: Client) -> None:
+    originate(esl, ALICE, "Rita", "1", "room-rec@default")
+    member_id(esl, ALICE)
+    room = "conference room-rec"
+    path = "/srv/fswitch/rec/room-rec.wav"
+    assert esl.api(f"{room} record {path}") == f"+OK Record file {path}\n"
+    assert esl.event("start-recording").get("Path") == path
+    assert esl.api(f"{room} recording check") == f"+OK Record file {path}\n"
+    members = json.loads(esl.api(f"{room} json_list compact"))[0]["members"]
+    assert members[0]["type"] == "recording_node"
+    assert members[0]["record_path"] == path
+    assert esl.api(f"{room} recording pause {path}") == f"+OK Pause recording file {path}\n"
+    assert esl.event("pause-recording").get("Other-Recordings") == "true"
+    assert esl.api(f"{room} recording stop {path}") == \
+        f"Stopped recording file {path}\n+OK Stopped recording 0 files\n"
+    assert esl.event("stop-recording").get("Other-Recordings") == "false"
+    assert esl.api(f"{room} recording stop {path}") == \
+        f"-ERR non-existant recording '{path}'\n+OK Stopped recording 0 files\n"
+    assert esl.api(f"{room} recording check") == "-ERR Conference is not being recorded.\n"
+    assert esl.api(f"{room} recording bogus") == "+OK Record file bogus\n"
+    assert esl.api(f"{room} norecord all") == \
+        "Stopped recording file bogus\n+OK Stopped recording 0 files\n"
+    assert esl.api(f"{room} record") == "record <filename>"
+
+
+def test_b16_relate_texts(esl: Client) -> None:
+    originate(esl, ALICE, "Customer", "1", "room-r@default")
+    originate(esl, BOB, "Coach", "2", "room-r@default")
+    customer, coach = member_id(esl, ALICE), member_id(esl, BOB)
+    room = "conference room-r"
+    assert esl.api(f"{room} relate") == "+OK No relationships\n"
+    assert esl.api(f"{room} relate {coach} {customer} nospeak") == \
+        f"+OK {coach}->{customer} nospeak set\n"
+    assert esl.api(f"{room} relate") == "-ERR no reply\n"
+    assert esl.api(f"{room} relate {coach}") == \
+        f"{coach} -> {customer} NOSPEAK HEAR NOSENDVIDEO \n"
+    assert esl.api(f"{room} relate 999 {customer} nospeak") == \
+        f"-ERR relationship 999->{customer} not found.\n"
+    assert esl.api(f"{room} relate {coach} {customer}").startswith("relate <member_id>")
+    assert esl.api(f"{room} relate {coach} {customer} clear") == \
+        f"+OK relationship {coach}->{customer} cleared.\n"
+
+
+def test_b11_full_room_refuses_silently(esl: Client, fs: FakeSwitch) -> None:
+    esl.api(f"originate {{origination_uuid={ALICE},conference_max_members=1}}"
+            "loopback/silent/default &conference(room-max@default)")
+    member_id(esl, ALICE)
+    assert esl.api("conference room-max get max_members") == "1"
+    originate(esl, BOB, "Max2", "2", "room-max@default")
+    done = esl.event("CHANNEL_EXECUTE_COMPLETE", **{"Unique-ID": BOB, "Application": "conference"})
+    assert done.get("Application-Response") == "_none_"
+    assert done.get("variable_conference_name") == "room-max"
+    assert done.get("variable_conference_member_id") is None
+    assert esl.api(f"uuid_exists {BOB}") == "true"
+    assert esl.api("conference room-max count") == "1"
+    assert not [e for e in esl.events() if e.name == "CUSTOM" and e.unique_id == BOB]
+
+
+def test_endconf_member_leaving_ends_room(esl: Client) -> None:
+    originate(esl, ALICE, "Mod", "6000", "room-hup@default+flags{moderator|endconf}")
+    originate(esl, BOB, "Victim", "6006", "room-hup@default")
+    mod, victim = member_id(esl, ALICE), member_id(esl, BOB)
+    assert esl.api("conference room-hup list").endswith(";hear|speak|floor|moderator;0;0;100\n")
+    esl.api(f"uuid_kill {ALICE}")
+    seen = esl.drain_until("conference-destroy")
+    dels = [e for e in seen if e.name == "CUSTOM" and e.action == "del-member"]
+    assert [e.get("Member-ID") for e in dels] == [str(mod), str(victim)]
+    # the victim's hangup_after_conference is unset: mod_conference hangs it up (B2.2)
+    assert dels[1].get("Hangup-Cause") == "NORMAL_CLEARING"
+    esl.event("CHANNEL_HANGUP_COMPLETE", **{"Unique-ID": BOB})
+
+
+def test_b14_member_id_kept_on_rejoin_and_ids_increase(fs: FakeSwitch, esl: Client) -> None:
+    originate(esl, ALICE, "A", "1", "room-1@default")
+    first = member_id(esl, ALICE)
+    originate(esl, BOB, "B", "2", "room-1@default")
+    assert member_id(esl, BOB) == first + 1
+    channel = fs.channels[BOB]
+    esl.api(f"conference room-1 kick {first + 1}")
+    esl.event("del-member", **{"Unique-ID": BOB})
+    from fsconf.testing.fakeswitch import Message
+
+    channel.submit(Message("conference", "room-2@default", "e" * 8 + "-0000-0000-0000-" + "0" * 12,
+                           True))
+    assert member_id(esl, BOB) == first + 1
+
+
+def test_start_stop_talking_control_api(fs: FakeSwitch, esl: Client) -> None:
+    originate(esl, ALICE, "A", "1", "room-t@default")
+    originate(esl, BOB, "B", "2", "room-t@default")
+    a, b = member_id(esl, ALICE), member_id(esl, BOB)
+    fs.start_talking(BOB)
+    assert esl.event("start-talking").get("Talking") == "true"
+    change = esl.event("floor-change", **{"New-ID": str(b)})
+    assert change.get("Old-ID") == str(a)
+    fs.stop_talking(BOB)
+    assert esl.event("stop-talking").get("Member-ID") == str(b)
+
+
+def test_show_channels_count_and_json(esl: Client) -> None:
+    assert esl.api("show channels count") == "\n0 total.\n"
+    originate(esl, ALICE, "A", "1", "room-s@default")
+    member_id(esl, ALICE)
+    assert esl.api("show channels count") == "\n2 total.\n"
+    rows = json.loads(esl.api("show channels as json"))["rows"]
+    assert {r["name"] for r in rows} == {"loopback/silent-a", "loopback/silent-b"}
+    assert esl.api(f"uuid_getvar {ALICE} nosuchvar") == "_undef_"
+    assert esl.api(f"uuid_setvar {ALICE} foo bar") == "+OK\n"
+    assert esl.api(f"uuid_getvar {ALICE} foo") == "bar"
+    esl.send(commands.api(f"uuid_kill {ALICE}"))
+    esl.event("CHANNEL_DESTROY", **{"Unique-ID": ALICE})
