@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
+from itertools import repeat
 from urllib.parse import quote, unquote
 
 from fsconf.errors import EslProtocolError
@@ -60,8 +61,13 @@ def _text(data: bytes) -> str:
     return data.decode(_ENCODING, _ERRORS)
 
 
+# Caches bounded in entries *and* in the size of what they keep, so a
+# hostile peer cannot make them hold more than a few MB.
+_CACHE_MAX_TEXT = 256
 _UNQUOTE_CACHE: dict[str, str] = {}
 _UNQUOTE_CACHE_MAX = 8192
+_LINE_CACHE: dict[str, tuple[str, str]] = {}
+_LINE_CACHE_MAX = 32768
 
 
 def _unquote(value: str) -> str:
@@ -71,16 +77,17 @@ def _unquote(value: str) -> str:
     decoded = _UNQUOTE_CACHE.get(value)
     if decoded is None:
         decoded = unquote(value, _ENCODING, _ERRORS)
-        if len(_UNQUOTE_CACHE) >= _UNQUOTE_CACHE_MAX:
-            _UNQUOTE_CACHE.clear()
-        _UNQUOTE_CACHE[value] = decoded
+        if len(value) <= _CACHE_MAX_TEXT:
+            if len(_UNQUOTE_CACHE) >= _UNQUOTE_CACHE_MAX:
+                _UNQUOTE_CACHE.clear()
+            _UNQUOTE_CACHE[value] = decoded
     return decoded
 
 
-def parse_header_block(block: str, *, decode: bool = True) -> dict[str, str]:
-    """Parse ``Name: value`` lines; URL-decode the values when ``decode``."""
+def _parse_header_lines(lines: list[str], decode: bool) -> dict[str, str]:
+    """The careful line-by-line parser: blank lines, ``Name:``, errors."""
     headers: dict[str, str] = {}
-    for line in block.split("\n"):
+    for line in lines:
         name, sep, value = line.partition(": ")
         if not sep:
             if not line:
@@ -88,25 +95,84 @@ def parse_header_block(block: str, *, decode: bool = True) -> dict[str, str]:
             # "Name:" with nothing after it is an empty value; anything
             # without a colon is not a header at all.
             name, sep, value = line.partition(":")
-            if not sep or not name:
+            if not sep:
                 raise EslProtocolError(f"not a header line: {line[:80]!r}")
-        # Most values have no escapes; testing for "%" here, not in a call,
-        # is the biggest saving on the event path.
+        if not name:
+            raise EslProtocolError(f"empty header name: {line[:80]!r}")
         headers[name] = _unquote(value) if decode and "%" in value else value
     return headers
 
 
+def _decoded_pairs(lines: list[str]) -> list[tuple[str, str]] | None:
+    """``(name, decoded value)`` per line, or None if a line is not simple.
+
+    Whole lines are cached: in real traffic about 96% of the header lines of
+    an event were already seen in an earlier one (the channel's variables
+    travel on every event of the call; hostnames, dates of this second...), so
+    most lines cost one dict lookup instead of a split, two new strings and a
+    URL-decode.
+    """
+    cache = _LINE_CACHE
+    pairs = list(map(cache.get, lines))
+    if None not in pairs:
+        return pairs  # type: ignore[return-value]
+    for index, pair in enumerate(pairs):
+        if pair is not None:
+            continue
+        line = lines[index]
+        name, sep, value = line.partition(": ")
+        if not sep or not name:
+            return None
+        if "%" in value:
+            value = _unquote(value)
+        pairs[index] = pair = (name, value)
+        if len(line) <= _CACHE_MAX_TEXT:
+            if len(cache) >= _LINE_CACHE_MAX:
+                cache.clear()
+            cache[line] = pair
+    return pairs  # type: ignore[return-value]
+
+
+def parse_header_block(block: str, *, decode: bool = True) -> dict[str, str]:
+    """Parse ``Name: value`` lines; URL-decode the values when ``decode``.
+
+    Each line is split on its first ``": "`` *before* its value is decoded, so
+    an encoded ``%0A`` or ``%3A%20`` in a value can never make a new line or a
+    new header. A value is decoded exactly once. Blank lines are skipped,
+    ``Name:`` is an empty value, a line with no colon or an empty name raises
+    :class:`EslProtocolError`. A repeated name keeps its last value.
+    """
+    lines = block.split("\n")
+    if decode:
+        pairs = _decoded_pairs(lines)
+        if pairs is not None:
+            return dict(pairs)
+    else:
+        try:
+            # No Python code per line; a line without ": " makes a pair of
+            # the wrong length and takes the careful path.
+            headers = dict(map(str.split, lines, repeat(": "), repeat(1)))
+        except ValueError:
+            pass
+        else:
+            if "" not in headers:
+                return headers
+    return _parse_header_lines(lines, decode)
+
+
 def _content_length(headers: Mapping[str, str], limit: int) -> int:
-    raw = headers.get("Content-Length") or headers.get("content-length")
+    raw = headers.get("Content-Length")
     if raw is None:
-        return 0
-    try:
-        length = int(raw)
-    except ValueError:
-        raise EslProtocolError(f"bad Content-Length {raw[:40]!r}") from None
-    if length < 0 or length > limit:
-        raise EslProtocolError(f"Content-Length {length} out of range")
-    return length
+        raw = headers.get("content-length")
+        if raw is None:
+            return 0
+    # int() would also take " 12", "+12", "1_2" and non-ASCII digits: a
+    # length is ASCII digits only, or the framing is not ESL.
+    if not (raw.isascii() and raw.isdigit()):
+        raise EslProtocolError(f"bad Content-Length {raw[:40]!r}")
+    if len(raw) > 12 or int(raw) > limit:
+        raise EslProtocolError(f"Content-Length {raw[:40]} out of range")
+    return int(raw)
 
 
 # --- frame readers: one per Content-Type ------------------------------------
@@ -128,28 +194,31 @@ def _read_event_plain(headers: dict[str, str], body: bytes) -> Frame:
     end = body.find(_HEADER_END)
     if end < 0:
         # An event with no inner body may end with a single newline.
-        inner, rest = body, b""
+        inner = body[:-1] if body.endswith(b"\n") else body
+        rest = b""
     else:
         inner, rest = body[:end], body[end + 2 :]
-    event_headers = parse_header_block(_text(inner))
+    event_headers = parse_header_block(inner.decode(_ENCODING, _ERRORS))
     inner_length = _content_length(event_headers, len(rest))
-    event_body = _text(rest[:inner_length]) if inner_length else None
+    event_body = rest[:inner_length].decode(_ENCODING, _ERRORS) if inner_length else None
     return Event(event_headers, event_body, "plain")
 
 
 def _read_event_json(headers: dict[str, str], body: bytes) -> Frame:
     try:
         data = json.loads(_text(body))
-    except ValueError as error:
-        raise EslProtocolError(f"bad event JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise EslProtocolError("event JSON is not an object")
-    event_body = data.pop("_body", None)
-    # FreeSWITCH sends every value as a string; anything else is stringified
-    # rather than trusted, so handlers see one type.
-    event_headers = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
-    if event_body is not None and not isinstance(event_body, str):
-        event_body = json.dumps(event_body)
+        if not isinstance(data, dict):
+            raise EslProtocolError("event JSON is not an object")
+        event_body = data.pop("_body", None)
+        # FreeSWITCH sends every value as a string; anything else is
+        # stringified rather than trusted, so handlers see one type.
+        event_headers = {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
+        if event_body is not None and not isinstance(event_body, str):
+            event_body = json.dumps(event_body)
+    except (ValueError, RecursionError) as error:
+        # ValueError: not JSON (or a number over int's digit limit);
+        # RecursionError: nesting deeper than the interpreter's stack.
+        raise EslProtocolError(f"bad event JSON: {str(error)[:80]}") from None
     return Event(event_headers, event_body, "json")
 
 
@@ -191,19 +260,21 @@ class _Buffer:
     def __len__(self) -> int:
         return len(self._data) - self._start
 
-    def append(self, data: bytes) -> None:
-        if self._start and self._start > len(self._data) // 2:
+    def append(self, data: bytes | bytearray | memoryview) -> None:
+        if self._start:
+            # bytearray drops a prefix in O(1) (it moves its start pointer).
             del self._data[: self._start]
             self._start = 0
         self._data += data
 
-    def find(self, needle: bytes) -> int:
-        index = self._data.find(needle, self._start)
+    def find(self, needle: bytes, offset: int = 0) -> int:
+        index = self._data.find(needle, self._start + offset)
         return -1 if index < 0 else index - self._start
 
     def take(self, count: int) -> bytes:
-        chunk = bytes(self._data[self._start : self._start + count])
-        self._start += count
+        start = self._start
+        chunk = bytes(self._data[start : start + count])
+        self._start = start + count
         return chunk
 
     def skip_leading_newlines(self) -> None:
@@ -215,26 +286,45 @@ class _Buffer:
         self._start = start
 
 
+_HEAD_CACHE_MAX = 4096
+
+
 class FrameDecoder:
     """Decode what the switch sends: feed bytes, take frames.
 
     >>> d = FrameDecoder(); d.feed(b"Content-Type: auth/request\\n\\n")
     >>> d.next_frame()
     AuthRequest()
+
+    Cost is linear in the bytes fed, however they are chunked: the search for
+    the end of a header block resumes where the last one stopped, and
+    consumed bytes are dropped from the front of the buffer in O(1).
     """
 
     def __init__(self, *, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
-        self._buffer = _Buffer()
+        self._data = bytearray()
+        self._start = 0
+        # Where to resume looking for the blank line that ends the head.
+        self._scan = 0
         self._max = max_frame_bytes
-        self._pending: tuple[dict[str, str], int] | None = None
+        # (Content-Type, headers, Content-Length) of a head whose body is
+        # still incomplete.
+        self._pending: tuple[str, dict[str, str], int] | None = None
         self._broken: EslProtocolError | None = None
+        self._heads: dict[bytes, tuple[str, dict[str, str], int]] = {}
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        return len(self._data) - self._start
 
-    def feed(self, data: bytes) -> None:
-        self._buffer.append(data)
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        start = self._start
+        if start:
+            # bytearray drops a prefix in O(1) (it moves its start pointer).
+            del self._data[:start]
+            self._scan -= start
+            self._start = 0
+        self._data += data
 
     def next_frame(self) -> Frame | None:
         if self._broken is not None:
@@ -242,58 +332,123 @@ class FrameDecoder:
         return self._next_frame()
 
     def __iter__(self) -> Iterator[Frame]:
-        while (frame := self.next_frame()) is not None:
+        next_frame = self._next_frame
+        while True:
+            if self._broken is not None:
+                raise self._broken
+            frame = next_frame()
+            if frame is None:
+                return
             yield frame
 
-    def frames(self, data: bytes) -> list[Frame]:
+    def frames(self, data: bytes | bytearray | memoryview) -> list[Frame]:
         """Feed ``data`` and return every frame now complete."""
         self.feed(data)
         return list(self)
 
     def _next_frame(self) -> Frame | None:
-        if self._pending is None:
-            self._pending = self._read_head()
-            if self._pending is None:
+        data = self._data
+        start = self._start
+        pending = self._pending
+        if pending is None:
+            if data.startswith(b"\n", start):
+                # FreeSWITCH never sends them, but a stray newline between
+                # frames must not be read as an empty header block.
+                while start < len(data) and data[start] == 0x0A:
+                    start += 1
+                self._start = start
+            end = data.find(_HEADER_END, max(start, self._scan))
+            if end < 0:
+                if len(data) - start > self._max:
+                    self._broken = EslProtocolError(f"no end of headers within {self._max} bytes")
+                    raise self._broken
+                # The last byte may be the first half of the blank line.
+                self._scan = max(start, len(data) - 1)
                 return None
-        headers, length = self._pending
-        if len(self._buffer) < length:
-            return None
-        self._pending = None
-        body = self._buffer.take(length)
-        content_type = headers.get("Content-Type", "")
+            raw_head = bytes(data[start:end])
+            start = end + 2
+            self._start = self._scan = start
+            head = self._heads.get(raw_head)
+            if head is None:
+                head = self._parse_head(raw_head)
+            if len(data) - start < head[2]:
+                self._pending = head
+                return None
+        else:
+            head = pending
+            if len(data) - start < head[2]:
+                return None
+            self._pending = None
+        content_type, headers, length = head
+        end = start + length
+        self._start = self._scan = end
+        if content_type == "text/event-plain":
+            return _event_plain_at(data, start, end)
         reader = READERS.get(content_type)
         if reader is None:
             raise EslProtocolError(f"unknown Content-Type {content_type[:60]!r}")
-        return reader(headers, body)
+        # Frames keep their outer headers: each gets its own dict.
+        return reader(headers.copy(), bytes(data[start:end]))
 
-    def _read_head(self) -> tuple[dict[str, str], int] | None:
-        self._buffer.skip_leading_newlines()
-        end = self._buffer.find(_HEADER_END)
-        if end < 0:
-            if len(self._buffer) > self._max:
-                self._broken = EslProtocolError(f"no end of headers within {self._max} bytes")
-                raise self._broken
-            return None
-        block = self._buffer.take(end + 2)[:end]
+    def _parse_head(self, raw_head: bytes) -> tuple[str, dict[str, str], int]:
         try:
-            headers = parse_header_block(_text(block))
+            headers = parse_header_block(_text(raw_head))
             length = _content_length(headers, self._max)
         except EslProtocolError as error:
             # The framing itself is unknown now: nothing after this is safe.
             self._broken = error
             raise
-        return headers, length
+        head = (headers.get("Content-Type", ""), headers, length)
+        # Outer heads repeat ("Content-Length: 1234\nContent-Type:
+        # text/event-plain"); a cached one is never handed out, only copies.
+        if len(raw_head) <= _CACHE_MAX_TEXT:
+            if len(self._heads) >= _HEAD_CACHE_MAX:
+                self._heads.clear()
+            self._heads[raw_head] = head
+        return head
+
+
+def _event_plain_at(data: bytearray, start: int, end: int) -> Frame:
+    """``_read_event_plain`` of ``data[start:end]``, without copying it twice.
+
+    The common event (every line ``Name: value``, no inner body, the block
+    ending with the one blank line) is decoded and cut into lines once, and
+    every line already seen costs one dict lookup (see ``_decoded_pairs``).
+    Anything else goes to the general reader, which gives the same result for
+    the common case.
+    """
+    blank = data.find(_HEADER_END, start, end)
+    if blank > start and blank == end - 2:
+        lines = data[start:blank].decode(_ENCODING, _ERRORS).split("\n")
+        pairs = list(map(_LINE_CACHE.get, lines))
+        if None in pairs:
+            pairs = _decoded_pairs(lines)  # type: ignore[assignment]
+        if pairs is not None:
+            headers = dict(pairs)  # type: ignore[arg-type]
+            if "Content-Length" not in headers and "content-length" not in headers:
+                return Event(headers, None, "plain")
+    return _read_event_plain({}, bytes(data[start:end]))
 
 
 class CommandDecoder:
-    """Decode what a client sends to a switch (the FakeSwitch's side)."""
+    """Decode what a client sends to a switch (the FakeSwitch's side).
+
+    A command is a first line, header lines, a blank line, and a body of
+    ``content-length`` bytes when that header is there (``sendmsg`` with its
+    application argument as body). Header values are kept literal: FreeSWITCH
+    does not URL-decode what clients send. After a framing error (no blank line
+    within the cap, a bad content-length) every later call raises it again.
+    """
 
     def __init__(self, *, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
         self._buffer = _Buffer()
         self._max = max_frame_bytes
         self._pending: tuple[str, dict[str, str], int] | None = None
+        self._broken: EslProtocolError | None = None
+        # Bytes already searched for the blank line (resumed, never rescanned).
+        self._scanned = 0
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
         self._buffer.append(data)
 
     def __iter__(self) -> Iterator[ClientCommand]:
@@ -301,6 +456,8 @@ class CommandDecoder:
             yield command
 
     def next_command(self) -> ClientCommand | None:
+        if self._broken is not None:
+            raise self._broken
         if self._pending is None:
             self._pending = self._read_head()
             if self._pending is None:
@@ -314,15 +471,23 @@ class CommandDecoder:
 
     def _read_head(self) -> tuple[str, dict[str, str], int] | None:
         self._buffer.skip_leading_newlines()
-        end = self._buffer.find(_HEADER_END)
+        end = self._buffer.find(_HEADER_END, self._scanned)
         if end < 0:
             if len(self._buffer) > self._max:
-                raise EslProtocolError(f"no end of command within {self._max} bytes")
+                self._broken = EslProtocolError(f"no end of command within {self._max} bytes")
+                raise self._broken
+            self._scanned = max(0, len(self._buffer) - 1)
             return None
+        self._scanned = 0
         block = _text(self._buffer.take(end + 2)[:end])
         line, _, rest = block.partition("\n")
-        headers = parse_header_block(rest, decode=False) if rest else {}
-        return line.rstrip("\r"), headers, _content_length(headers, self._max)
+        try:
+            headers = parse_header_block(rest, decode=False) if rest else {}
+            length = _content_length(headers, self._max)
+        except EslProtocolError as error:
+            self._broken = error
+            raise
+        return line.rstrip("\r"), headers, length
 
 
 # --- encoders (the switch's side) --------------------------------------------
@@ -357,10 +522,18 @@ def encode_frame(
     return encode_headers(head, encode=False) + b"\n" + payload
 
 
+def _literal_or_encoded(value: str) -> str:
+    # What FreeSWITCH sends literally (Reply-Text: +OK accepted) stays
+    # literal; a value the decoder would change (a "%XX", a newline) is
+    # URL-encoded, as FreeSWITCH does in the connect reply (surprise 17), so
+    # decoding gives back exactly ``value``.
+    return url_encode(value) if "%" in value or "\n" in value else value
+
+
 def encode_command_reply(reply_text: str, extra: Mapping[str, str] | None = None) -> bytes:
-    headers = [("Content-Type", "command/reply"), ("Reply-Text", reply_text)]
+    headers = [("Content-Type", "command/reply"), ("Reply-Text", _literal_or_encoded(reply_text))]
     if extra:
-        headers.extend(extra.items())
+        headers.extend((name, _literal_or_encoded(value)) for name, value in extra.items())
     return encode_headers(headers, encode=False) + b"\n"
 
 

@@ -189,8 +189,9 @@ def _wire(line: str, headers: Iterable[tuple[str, str]] = (), body: str | None =
 
 def auth(password: str) -> bytes:
     """``auth <password>``"""
-    if not password or " " in password:
-        raise EslArgumentError("password", "***", "must be non-empty with no spaces")
+    # The error never carries the password itself: it ends up in logs.
+    if not password or " " in password or any(c in password for c in _FORBIDDEN):
+        raise EslArgumentError("password", "***", "must be non-empty, no spaces, CR, LF or NUL")
     return _wire(f"auth {password}")
 
 
@@ -390,6 +391,11 @@ def originate_cmd(
     surprise 19), so an argument with ``)`` is refused.
     """
     merged = {"origination_uuid": check_uuid(origination_uuid, "origination_uuid")}
+    for reserved in ("origination_uuid", "originate_timeout"):
+        # Our correlation id (and the timeout argument) cannot be overridden
+        # through the variables.
+        if variables and reserved in variables:
+            raise EslArgumentError(reserved, variables[reserved], "set by its own argument")
     merged.update(variables or {})
     if timeout is not None:
         if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 600:
