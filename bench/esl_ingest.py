@@ -39,7 +39,6 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
@@ -50,15 +49,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fsconf.esl import commands  # noqa: E402
-from fsconf.esl.codec import FrameDecoder  # noqa: E402
-from fsconf.esl.frames import AuthRequest, CommandReply, Event  # noqa: E402
+from fsconf.esl.codec import FrameDecoder, encode_api_response, encode_command_reply  # noqa: E402
+from fsconf.esl.inbound import InboundClient  # noqa: E402
 from tests.esl import captures  # noqa: E402
 
 AUTH_REQUEST = b"Content-Type: auth/request\n\n"
 AUTH_OK = b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n"
 BYE = b"Content-Type: command/reply\nReply-Text: +OK bye\n\n"
 PASSWORD = "ClueCon"
+CORE_UUID = "0de83979-364e-44c2-9f6c-50deb8a1e6b0"
 READ_CHUNK = 256 * 1024
 TIMEOUT = 120.0
 
@@ -75,8 +74,9 @@ def build_stream(count: int) -> tuple[bytes, int]:
 class StreamServer:
     """A fake FreeSWITCH that authenticates one client, then floods the stream."""
 
-    def __init__(self, stream: bytes) -> None:
+    def __init__(self, stream: bytes, handshake_until: bytes | None = None) -> None:
         self.stream = stream
+        self.handshake_until = handshake_until
         self.listener = gevent.socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(8)
@@ -103,6 +103,7 @@ class StreamServer:
             if not command.startswith(b"auth "):
                 raise RuntimeError(f"expected auth, got {command!r}")
             sock.sendall(AUTH_OK)
+            self._handshake(sock, pending)
             self.started = time.perf_counter()
             sock.sendall(self.stream)
             # Keep the connection open until the client is done with it: a
@@ -119,6 +120,26 @@ class StreamServer:
         finally:
             sock.close()
             self.listener.close()
+
+    def _handshake(self, sock: gevent.socket.socket, pending: bytearray) -> None:
+        """Answer what a client sends before it listens, until it subscribes.
+
+        greenswitch sends nothing after auth; fsconf's InboundClient asks for
+        the Core-UUID (to tell a restart from a dropped socket) and then
+        subscribes. The flood starts after the subscription, for both.
+        """
+        if self.handshake_until is None:
+            return
+        while True:
+            command = self._read_command(sock, pending)
+            if not command:
+                raise RuntimeError("client left during the handshake")
+            if command.startswith(b"api "):
+                sock.sendall(encode_api_response(CORE_UUID))
+            else:
+                sock.sendall(encode_command_reply("+OK event listener enabled plain"))
+            if command.startswith(self.handshake_until):
+                return
 
     def close(self) -> None:
         self._greenlet.kill(block=True, timeout=5)
@@ -175,40 +196,24 @@ def run_greenswitch(stream: bytes, count: int) -> float:
         server.close()
 
 
-def _decoder_ingest(port: int, handler: Callable[[Event], None]) -> None:
-    """fsconf's ingest loop: big recv_into, feed the decoder, dispatch events."""
-    sock = gevent.socket.create_connection(("127.0.0.1", port))
-    decoder = FrameDecoder()
-    buffer = bytearray(READ_CHUNK)
-    view = memoryview(buffer)
-    authenticated = False
-    try:
-        while True:
-            size = sock.recv_into(buffer)
-            if not size:
-                return
-            decoder.feed(view[:size])
-            for frame in decoder:
-                if type(frame) is Event:
-                    handler(frame)
-                elif isinstance(frame, AuthRequest):
-                    sock.sendall(commands.auth(PASSWORD))
-                elif isinstance(frame, CommandReply) and not authenticated:
-                    if not frame.ok:
-                        raise RuntimeError(f"auth refused: {frame.reply_text}")
-                    authenticated = True
-    finally:
-        sock.close()
-
-
 def run_fsconf(stream: bytes, count: int) -> float:
-    server = StreamServer(stream)
+    """fsconf's real ingest path: InboundClient (transport, codec, per-key dispatch)."""
+    server = StreamServer(stream, handshake_until=b"event ")
     counter = Counter(count)
-    reader = gevent.spawn(_decoder_ingest, server.port, counter)
+    client = InboundClient(
+        "127.0.0.1",
+        server.port,
+        PASSWORD,
+        subscriptions=["ALL"],
+        on_event=counter,
+        heartbeat_timeout=TIMEOUT,
+        queue_warn_at=10 * count,
+    )
+    client.start()
     try:
         return count / _elapsed(server, counter, "fsconf")
     finally:
-        reader.kill(block=True, timeout=5)
+        client.stop(timeout=5)
         server.close()
 
 
@@ -235,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
 
     stream, count = build_stream(args.events)
-    fsconf_label = "fsconf FrameDecoder ingest (recv_into loop, not InboundClient)"
+    fsconf_label = "fsconf InboundClient (transport + codec + per-key serial dispatch)"
     print(f"stream: {count} text/event-plain frames, {len(stream) / 1e6:.1f} MB")
     print(f"measuring: greenswitch {greenswitch_version()} vs {fsconf_label}")
 

@@ -190,6 +190,82 @@ def _read_api_response(headers: dict[str, str], body: bytes) -> Frame:
     return ApiResponse(_text(body), headers)
 
 
+class EventHeaders(Mapping[str, str]):
+    """An event's headers, parsed only as far as they are read.
+
+    Dispatching an event needs three or four of its ~70 headers (Event-Name,
+    the subclass, Unique-ID, the conference), and so do most handlers. A
+    single-name lookup therefore finds that line in the raw block (the
+    ``"\nName: "`` search can only match at a line start, since values are
+    URL-encoded and hold no newline; the last occurrence wins, as in a full
+    parse) and decodes just its value; iterating, ``len`` or ``dict(...)``
+    parse the whole block once, with the same rules as
+    :func:`parse_header_block`, which may raise :class:`EslProtocolError`.
+    """
+
+    __slots__ = ("_block", "_parsed", "_seen")
+
+    def __init__(self, block: str) -> None:
+        self._block = block
+        self._parsed: dict[str, str] | None = None
+        self._seen: dict[str, str | None] = {}
+
+    def _all(self) -> dict[str, str]:
+        if self._parsed is None:
+            self._parsed = parse_header_block(self._block)
+        return self._parsed
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        # The hot path of dispatch: kept to one call and C-level searches.
+        parsed = self._parsed
+        if parsed is not None:
+            return parsed.get(name, default)
+        seen = self._seen
+        if name in seen:
+            value: str | None = seen[name]
+        else:
+            value = seen[name] = self._find(name)
+        return default if value is None else value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def _find(self, name: str) -> str | None:
+        block = self._block
+        key = f"\n{name}:"
+        index = block.rfind(key)
+        if index >= 0:
+            start = index + len(key)
+        elif block.startswith(key[1:]):
+            start = len(key) - 1
+        else:
+            return None
+        end = block.find("\n", start)
+        value = block[start:] if end < 0 else block[start:end]
+        if value.startswith(" "):
+            value = value[1:]
+        elif value:
+            # "Name:value" is not a header line of this name ("Name:" then a
+            # space is the separator; a bare "Name:" is an empty value).
+            return self._all().get(name)
+        return _unquote(value) if "%" in value else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __repr__(self) -> str:
+        return f"EventHeaders({self._all()!r})"
+
+
 def _read_event_plain(headers: dict[str, str], body: bytes) -> Frame:
     end = body.find(_HEADER_END)
     if end < 0:
@@ -198,8 +274,8 @@ def _read_event_plain(headers: dict[str, str], body: bytes) -> Frame:
         rest = b""
     else:
         inner, rest = body[:end], body[end + 2 :]
-    event_headers = parse_header_block(inner.decode(_ENCODING, _ERRORS))
-    inner_length = _content_length(event_headers, len(rest))
+    event_headers = EventHeaders(inner.decode(_ENCODING, _ERRORS))
+    inner_length = _content_length(event_headers, len(rest)) if rest else 0
     event_body = rest[:inner_length].decode(_ENCODING, _ERRORS) if inner_length else None
     return Event(event_headers, event_body, "plain")
 
@@ -411,22 +487,15 @@ class FrameDecoder:
 def _event_plain_at(data: bytearray, start: int, end: int) -> Frame:
     """``_read_event_plain`` of ``data[start:end]``, without copying it twice.
 
-    The common event (every line ``Name: value``, no inner body, the block
-    ending with the one blank line) is decoded and cut into lines once, and
-    every line already seen costs one dict lookup (see ``_decoded_pairs``).
-    Anything else goes to the general reader, which gives the same result for
-    the common case.
+    The common event (no inner body: the block ends with the one blank line)
+    is decoded once and wrapped in :class:`EventHeaders`, which parses only
+    what is read. Anything else goes to the general reader.
     """
     blank = data.find(_HEADER_END, start, end)
     if blank > start and blank == end - 2:
-        lines = data[start:blank].decode(_ENCODING, _ERRORS).split("\n")
-        pairs = list(map(_LINE_CACHE.get, lines))
-        if None in pairs:
-            pairs = _decoded_pairs(lines)  # type: ignore[assignment]
-        if pairs is not None:
-            headers = dict(pairs)  # type: ignore[arg-type]
-            if "Content-Length" not in headers and "content-length" not in headers:
-                return Event(headers, None, "plain")
+        # The blank line ends the frame, so there is no inner body, whatever
+        # an inner Content-Length says (it can only be 0).
+        return Event(EventHeaders(data[start:blank].decode(_ENCODING, _ERRORS)), None, "plain")
     return _read_event_plain({}, bytes(data[start:end]))
 
 

@@ -50,7 +50,9 @@ KeyFunction = Callable[[Event], Hashable]
 
 def default_key(event: Event) -> Hashable:
     """The conference for conference events, else the channel, else global."""
-    if event.subclass == CONFERENCE_SUBCLASS:
+    # Event-Name is the first line (a cheap lookup); only CUSTOM events have a
+    # subclass, so the others skip that search.
+    if event.name == "CUSTOM" and event.subclass == CONFERENCE_SUBCLASS:
         room = event.get("conference_sid") or event.get("Conference-Name")
         if room:
             return room
@@ -108,12 +110,15 @@ class KeyedDispatcher:
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = deque()
-        queue.append(event)
-        self._backlog += 1
-        self._idle.clear()
-        self._check_backlog()
-        if key not in self._workers:
+            # A new queue has no worker yet (a worker removes its queue when
+            # it ends, with no yield in between).
             self._workers[key] = gevent.spawn(self._drain, key)
+        queue.append(event)
+        if not self._backlog:
+            self._idle.clear()
+        self._backlog += 1
+        if self._backlog >= self._next_warning:
+            self._check_backlog()
 
     def hold(self) -> None:
         """Park new events (in order) until :meth:`release`."""

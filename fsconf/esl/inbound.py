@@ -132,6 +132,7 @@ class InboundClient:
         self._supervisor: gevent.Greenlet | None = None
         self.core_uuid: str | None = None
         self.restarted = False
+        self._check_core = True
         """True when the current connection found a new Core-UUID."""
         self.connections_made = 0
 
@@ -258,6 +259,7 @@ class InboundClient:
             clock=self._clock,
         )
         self._connection = connection
+        self._check_core = True
         if self._stopping.is_set():
             return
         connection.authenticate(self._password, timeout=self._connect_timeout)
@@ -312,10 +314,16 @@ class InboundClient:
             logger.info("%s: disconnect notice: %s", self.label, frame.body.strip()[:120])
 
     def _on_event(self, event: Event) -> None:
-        core = event.core_uuid
-        if core:
-            self._note_core_uuid(core)
-        if event.name == "BACKGROUND_JOB":
+        name = event.name
+        # A restart always comes with a new connection, whose Core-UUID is read
+        # at connect (and on its first event); after that HEARTBEAT re-checks
+        # it, and the other events skip a header lookup on the hot path.
+        if self._check_core or name == "HEARTBEAT":
+            core = event.core_uuid
+            if core:
+                self._check_core = False
+                self._note_core_uuid(core)
+        if name == "BACKGROUND_JOB":
             job = self._jobs.pop(event.job_uuid or "", None)
             if job is not None:
                 job.set(event)
