@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Talk:
-    """answer + a talking member (start/stop-talking come from the control API)."""
+    """answer + a looping tone (start/stop-talking come from the control API)."""
 
     def apps(self) -> list[tuple[str, str]]:
-        return [("answer", ""), ("park", "")]
+        return [("answer", ""), ("playback", "tone_stream://%(800,1200,440);loops=-1")]
 
 
 @dataclass(frozen=True)

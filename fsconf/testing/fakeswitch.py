@@ -166,7 +166,17 @@ class Channel:
         self.member: conf.Member | None = None
         self.queue: Queue[Message | None] = Queue()
         self.running = 0
+        self.parked = 0
+        self.nested = 0
+        self.idle = GEvent()
+        self.idle.set()
         self.breakables: list[GEvent] = []
+        self.pending_hangup: str | None = None
+        self.socket_parked = False
+        self.ended_by_room = False
+        self.playback_error = False
+        self.hangup_when_done = False
+        """An originated leg (``originate ... &app``) hangs up when its app returns."""
         self.runner = gevent.spawn(self._run)
 
     # --- event blocks -------------------------------------------------------------
@@ -264,9 +274,28 @@ class Channel:
         self.hangup_us = _now_us()
         self.variables["hangup_cause"] = cause
         self.fire("CHANNEL_HANGUP", {"Hangup-Cause": cause})
+        if self.parked:
+            self.queue.put(None)  # wake the park loop
         return True
 
-    def hangup(self, cause: str = "NORMAL_CLEARING") -> None:
+    def hangup(self, cause: str = "NORMAL_CLEARING", peer: bool = False,
+               unpark_first: bool = False) -> None:
+        if self.hungup:
+            return
+        current = self.variables.get("current_application")
+        if peer and self.running and current == "playback" and self.breakables:
+            # the far loopback leg went away: the playback fails first (PLAYBACK ERROR),
+            # then this leg hangs up (basic_two_party's talk B-legs)
+            self.pending_hangup = cause
+            self.playback_error = True
+            self.breakables[-1].set()
+            return
+        if unpark_first and self.parked and current == "park":
+            # a `&park` A-leg whose B-leg the room hung up is unparked before it hangs up
+            # (b2_end_room_continue O5/O6); otherwise it hangs up first
+            self.pending_hangup = cause
+            self.queue.put(None)
+            return
         if not self.mark_hungup(cause):
             return
         if self.member is not None:
@@ -289,7 +318,7 @@ class Channel:
         else:
             self.destroy()
         if self.other is not None:
-            self.other.hangup(cause)
+            self.other.hangup(cause, peer=True, unpark_first=self.ended_by_room)
 
     def destroy(self) -> None:
         if self.destroyed:
@@ -302,9 +331,19 @@ class Channel:
 
     def submit(self, message: Message) -> None:
         if self.running and not message.lock:
-            gevent.spawn(self.execute, message)  # B12: nested inside the running app
+            self.nested += 1
+            self.idle.clear()
+            gevent.spawn(self._nested, message)  # B12: nested inside the running app
         else:
             self.queue.put(message)
+
+    def _nested(self, message: Message) -> None:
+        try:
+            self.execute(message)
+        finally:
+            self.nested -= 1
+            if not self.nested:
+                self.idle.set()
 
     def break_(self, discard: bool) -> None:
         if discard:
@@ -339,8 +378,27 @@ class Channel:
             self.fire("CHANNEL_EXECUTE_COMPLETE", extra)
         finally:
             self.running -= 1
+        if self.pending_hangup is not None and not self.running:
+            cause, self.pending_hangup = self.pending_hangup, None
+            self.hangup(cause)
+            return
         if self.hungup and not self.running:
             self.complete_hangup()
+        elif self.hangup_when_done and not self.running and self.queue.empty():
+            self.hangup("NORMAL_CLEARING")
+
+    def park_loop(self) -> None:
+        """Run queued messages until the channel hangs up (park, socket)."""
+        self.parked += 1
+        try:
+            while not self.hungup:
+                message = self.queue.get()
+                if message is None:
+                    break
+                self.execute(message)
+            self.idle.wait()  # apps run nested inside the park end first
+        finally:
+            self.parked -= 1
 
     def wait_interruptible(self, seconds: float) -> bool:
         """Wait like a playback; True when interrupted (uuid_break/hangup)."""
@@ -394,6 +452,9 @@ def _app_playback(channel: Channel, arg: str) -> str:
     if channel.switch.is_missing(arg):
         return "FILE NOT FOUND"
     channel.wait_interruptible(channel.switch.play_seconds(arg))
+    if channel.playback_error:
+        channel.playback_error = False
+        return "PLAYBACK ERROR"
     return "FILE PLAYED"  # B13: a break also says FILE PLAYED
 
 
@@ -413,6 +474,19 @@ def _app_sleep(channel: Channel, arg: str) -> str:
 
 def _app_park(channel: Channel, arg: str) -> str:
     channel.fire("CHANNEL_PARK")
+    channel.park_loop()
+    channel.fire("CHANNEL_UNPARK")
+    return "_none_"
+
+
+def _app_socket(channel: Channel, arg: str) -> str:
+    """``socket host:port async full``: connect, then park while the session runs."""
+    host, _, port = arg.split()[0].rpartition(":")
+    channel.variables["socket_host"] = host
+    channel.switch._open_session(channel, (host, int(port)))
+    channel.park_loop()
+    if channel.socket_parked:
+        channel.fire("CHANNEL_UNPARK")
     return "_none_"
 
 
@@ -434,6 +508,9 @@ def _app_conference(channel: Channel, arg: str) -> str:
     if room is None:
         room = conf.new_room(switch, room_name, profile, channel)
     elif room.max_members and len(room.members) >= room.max_members:
+        sound = room.params.get("max-members-sound")
+        if sound:  # played to the refused channel only, no conference event
+            channel.wait_interruptible(switch.play_seconds(sound))
         return "_none_"  # B11: refused silently, no event, channel up
     elif room.locked and (
         channel.direction == "inbound"
@@ -461,12 +538,18 @@ def _app_conference(channel: Channel, arg: str) -> str:
     others = bool(room.members)
     room.members.append(member)
     channel.member = member
+    if not others:
+        room.play_alone()  # before add-member (basic_two_party)
     room.fire("add-member", member)
-    enter_sound = channel.variables.get("conference_enter_sound")
+    enter_sound = channel.variables.get("conference_enter_sound") or room.params.get(
+        "enter-sound"
+    )
     if others and enter_sound:
-        switch.schedule_play(room, enter_sound, [], None)  # B8: only play-file-done
+        room.enqueue(enter_sound)  # B8: only play-file-done
     if room.floor is None:
         room.set_floor(member)
+    if not others:
+        room.play_moh()
     member.left.wait()
     channel.member = None
     return "_none_"
@@ -483,6 +566,7 @@ APPS: dict[str, Callable[[Channel, str], str]] = {
     "speak": _app_speak,
     "sleep": _app_sleep,
     "park": _app_park,
+    "socket": _app_socket,
     "jitterbuffer": _app_noop,  # B18: a silent no-op on loopback
     "hangup": _app_hangup,
     "conference": _app_conference,
@@ -590,8 +674,14 @@ class Connection:
 
     def _handle(self, command: ClientCommand) -> None:
         self.held = []
+        park = self.outbound and self.connected and self.channel is not None \
+            and not self.channel.socket_parked
         try:
             reply = self._dispatch(command)
+            if park and self.channel is not None and not self.channel.hungup:
+                # the socket app parks the channel once the session runs
+                self.channel.socket_parked = True
+                self.channel.fire("CHANNEL_PARK")
         finally:
             held, self.held = self.held, None
         if reply is not None:
@@ -986,8 +1076,7 @@ class FakeSwitch:
         member = self.member(uuid)
         member.talking = True
         member.room.fire("start-talking", member)
-        if member.room.floor is not member:
-            member.room.set_floor(member)
+        member.room.talking_started(member)
 
     def stop_talking(self, uuid: str) -> None:
         member = self.member(uuid)
@@ -1035,12 +1124,9 @@ class FakeSwitch:
 
     def _run_dialplan(self, channel: Channel, apps: list[tuple[str, str]]) -> None:
         for app, arg in apps:
-            if app == "socket":
-                host, _, port = arg.split()[0].rpartition(":")
-                channel.variables["socket_host"] = host
-                self._open_session(channel, (host, int(port)))
-                return
             channel.submit(Message(app, arg, str(uuid_module.uuid4()), True))
+            if app in ("socket", "park"):
+                return
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 2.0) -> None:
         """Block (cooperatively) until ``predicate()``; no sleeping loop on the caller's side."""
@@ -1106,7 +1192,9 @@ class FakeSwitch:
 
     def is_missing(self, file: str) -> bool:
         _, bare = conf.split_vars(file)
-        return bare in self.missing_files or bare.startswith(conf.MISSING_FILE_PREFIXES)
+        return bare in self.missing_files or bare.startswith(
+            conf.MISSING_FILE_PREFIXES + conf.UNPLAYABLE_PREFIXES
+        )
 
     def play_seconds(self, file: str) -> float:
         if "loops=-1" in file:
@@ -1142,6 +1230,12 @@ class FakeSwitch:
 
         gevent.spawn(finish)
 
+    FRAME_SECONDS = 0.02
+    """One media frame (profile ``interval``): things mod_conference does on the next frame."""
+
+    def after_frame(self, action: Callable[[], None]) -> None:
+        gevent.spawn_later(self.FRAME_SECONDS, action)
+
     def stop_plays(self, room: conf.Room, member: conf.Member | None) -> int:
         stopped = 0
         for entry in list(self._plays):
@@ -1175,7 +1269,8 @@ class FakeSwitch:
 
     # --- originate ---------------------------------------------------------------------
 
-    def _loopback_pair(self, ext: str, variables: dict[str, str]) -> tuple[Channel, Channel]:
+    def _loopback_pair(self, ext: str, variables: dict[str, str], originated: bool = False
+                       ) -> tuple[Channel, Channel]:
         a_uuid = variables.get("origination_uuid") or str(uuid_module.uuid4())
         caller = (variables.get("origination_caller_id_name", "FreeSWITCH"),
                   variables.get("origination_caller_id_number", "0000000000"))
@@ -1193,7 +1288,11 @@ class FakeSwitch:
         a_leg.other, b_leg.other = b_leg, a_leg
         self.channels[a_leg.uuid] = a_leg
         self.channels[b_leg.uuid] = b_leg
+        if originated:
+            a_leg.fire("CHANNEL_OUTGOING")
         a_leg.fire("CHANNEL_CREATE")
+        if originated:
+            a_leg.fire("CHANNEL_ORIGINATE")
         b_leg.fire("CHANNEL_CREATE")
         return a_leg, b_leg
 
@@ -1240,7 +1339,8 @@ class FakeSwitch:
         if target.startswith("&"):
             app, _, app_arg = target[1:].partition("(")
             app_arg = app_arg.split(")", 1)[0]  # surprise 19: cut at the first ')'
-        a_leg, b_leg = self._loopback_pair(ext, variables)
+        a_leg, b_leg = self._loopback_pair(ext, variables, originated=True)
+        a_leg.hangup_when_done = True
         self._run_dialplan(b_leg, apps_of(plan))
         timeout = float(variables.get("originate_timeout", "60"))
         if not a_leg.answered.wait(timeout=timeout) or a_leg.hungup:

@@ -156,8 +156,67 @@ def _api_bodies(capture_dir: str, commands: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
+# $${vars} of the captured switch's vars.xml that the conference profiles use
+_PRESET_VARS = {
+    "domain": "127.0.0.1",
+    "hold_music": "local_stream://moh",
+    "outbound_caller_name": "FreeSWITCH",
+    "outbound_caller_id": "0000000000",
+    "recordings_dir": "/srv/fswitch/rec",
+}
+_SOUND_DIR = "/srv/fswitch/fs/share/freeswitch/sounds/en/us/callie/"
+
+
+def profiles(capture_dir: str) -> dict[str, dict[str, str]]:
+    """The conference profiles of ``conference.conf.xml`` (params, ``$${vars}`` expanded).
+
+    Sound params that are relative paths get the switch's sound prefix, as mod_conference
+    reports them in ``File`` headers.
+    """
+    import re
+    import xml.etree.ElementTree as ET
+
+    tree = ET.parse(os.path.join(capture_dir, "conference.conf.xml"))  # noqa: S314
+    out: dict[str, dict[str, str]] = {}
+    for profile in tree.getroot().iter("profile"):
+        params: dict[str, str] = {}
+        for param in profile.iter("param"):
+            name, value = param.get("name", ""), param.get("value", "")
+            value = re.sub(r"\$\$\{(\w+)\}", lambda m: _PRESET_VARS.get(m.group(1), ""), value)
+            relative = "://" not in value and not value.startswith("/")
+            if name.endswith("-sound") and value and relative:
+                value = _SOUND_DIR + value
+            params[name] = value
+        out[profile.get("name", "")] = params
+    return out
+
+
+def conference_conf_xml(capture_dir: str) -> str:
+    """``<configuration name="conference.conf">`` as ``xml_locate`` prints it (no comments)."""
+    import re
+
+    with open(os.path.join(capture_dir, "conference.conf.xml"), encoding="utf-8") as handle:
+        text = handle.read()
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
+    text = re.sub(r"\$\$\{(\w+)\}", lambda m: _PRESET_VARS.get(m.group(1), ""), text)
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    start = next(i for i, line in enumerate(lines) if "<configuration" in line)
+    return "\n".join(lines[start:]) + "\n"
+
+
 def main(argv: list[str]) -> int:
+    """``make_templates <capture dir> <templates.json> [<profiles.json>]``."""
     capture_dir, output = argv[1], argv[2]
+    if len(argv) > 3:
+        data_out: dict[str, object] = {
+            "profiles": profiles(capture_dir),
+            "conference_conf_xml": conference_conf_xml(capture_dir),
+        }
+        with open(argv[3], "w", encoding="utf-8") as handle:
+            json.dump(data_out, handle, indent=0, sort_keys=True)
+            handle.write("\n")
+        if output == "-":
+            return 0
     data = build(capture_dir)
     with open(output, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=0, sort_keys=True)
