@@ -654,6 +654,51 @@ def doctor(ctx: click.Context, context: Context, timeout: float, as_json: bool) 
     ctx.exit(code)
 
 
+@cli.command()
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+)
+@pass_context
+def serve(context: Context, log_level: str) -> None:
+    """Run everything: inbound ESL to each node, the outbound call server,
+    the webhook workers, the REST API and /metrics. SIGTERM stops gracefully."""
+    import logging
+    import signal
+
+    import gevent
+    import gevent.event
+
+    from fsconf.service.app import Fsconf
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = Fsconf(context.settings)
+    app.start()
+    stopping = gevent.event.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(signum, stopping.set)
+    stopping.wait()
+    app.stop()
+
+
+@cli.command()
+def demo() -> None:
+    """A moderated conference against FakeSwitch, printing each callback (no
+    FreeSWITCH needed). Exits 0 when it behaved as on Twilio."""
+    import logging
+
+    from fsconf.demo import run_demo
+
+    logging.basicConfig(level=logging.ERROR)
+    code = run_demo(sys.stdout)
+    if code:
+        raise CommandError("the demo did not go as on Twilio (see above)")
+
+
 def main() -> None:
     try:
         result = cli.main(standalone_mode=False)

@@ -42,6 +42,7 @@ from collections.abc import Callable, Mapping
 
 import gevent
 import gevent.event
+import gevent.pool
 import gevent.server
 
 from fsconf.errors import EslCommandError, EslDisconnected, EslError, EslTimeout
@@ -335,7 +336,9 @@ class OutboundServer:
     ) -> None:
         self._handler = handler
         self._command_timeout = command_timeout
-        self._server = gevent.server.StreamServer(listener, self._serve)
+        # A pool, so stop() can wait for the calls in progress (and then end
+        # them) instead of leaving their greenlets running after shutdown.
+        self._server = gevent.server.StreamServer(listener, self._serve, spawn=gevent.pool.Pool())
         self.sessions: set[OutboundSession] = set()
 
     @property
@@ -351,6 +354,8 @@ class OutboundServer:
         self._server.serve_forever()
 
     def stop(self, timeout: float | None = None) -> None:
+        """Stop accepting calls; give the calls in progress ``timeout`` seconds
+        to finish, then end them (their handlers' cleanup still runs)."""
         self._server.stop(timeout=timeout)
 
     def _serve(self, sock: socket.socket, address: tuple[str, int]) -> None:

@@ -45,6 +45,7 @@ from fsconf.store.models import (
     Account,
     Alert,
     Call,
+    Callback,
     Conference,
     Participant,
     Recording,
@@ -913,3 +914,9 @@ def list_alerts(
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
+
+
+def count_callbacks_by_status(session: Session) -> dict[str, int]:
+    """Outbox depth per status (pending, delivered, failed = dead letters)."""
+    rows = session.execute(select(Callback.status, func.count()).group_by(Callback.status))
+    return {status: int(count) for status, count in rows}

@@ -113,6 +113,7 @@ class _Job:
     params: tuple[tuple[str, str], ...]
     attempts: int
     auth_token: str | None = field(repr=False)
+    created: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,7 @@ class DeliveryWorker:
         lease: float | None = None,
         worker_id: str | None = None,
         rng: random.Random | None = None,
+        on_delivered: Callable[[float], None] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise WebhookError(f"max_attempts must be >= 1, got {max_attempts}")
@@ -179,6 +181,8 @@ class DeliveryWorker:
             worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         )[:64]
         self._rng = rng or random.Random()  # jitter only: not a security use
+        # Called with the seconds from enqueue to delivery (the /metrics histogram).
+        self._on_delivered = on_delivered
         self._pool = gevent.pool.Pool(pool_size)
         self._wakeup = gevent.event.Event()
         self._stopping = False
@@ -295,6 +299,7 @@ class DeliveryWorker:
                         params=tuple(row.param_pairs),
                         attempts=row.attempts,
                         auth_token=tokens.get(row.account_sid),
+                        created=row.created,
                     )
                 )
         return jobs
@@ -358,6 +363,8 @@ class DeliveryWorker:
         if outcome.delivered:
             values.update(status="delivered", delivered_at=now, last_error=None)
             verdict = "delivered"
+            if self._on_delivered is not None and job.created is not None:
+                self._on_delivered(max(0.0, (now - job.created).total_seconds()))
         elif outcome.permanent or attempts >= self.max_attempts:
             values.update(status="failed", last_error=outcome.error)
             verdict = "failed (dead letter)"

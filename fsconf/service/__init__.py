@@ -1,0 +1,1 @@
+"""The service layer: the shell that runs the pure engines against the world."""

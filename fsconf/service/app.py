@@ -1,0 +1,226 @@
+"""``fsconf serve``: everything in one gevent process.
+
+Theory of operation
+-------------------
+:class:`Fsconf` builds the parts from :class:`~fsconf.config.Settings` and
+starts them in dependency order: the database (migrated to head on start — a
+fresh install needs no extra step, and a failed migration stops the start with
+its reason), the default account, the webhook delivery worker, the conference
+service, one supervised inbound ESL connection per FreeSWITCH node, the
+outbound call server, and the HTTP server (REST API, ``/metrics``,
+``/healthz``). :meth:`Fsconf.stop` goes the other way: it stops taking calls,
+then flushes the outbox for a grace period, then closes the rest.
+
+One log line per lifecycle step, with SIDs; secrets are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+import gevent.event
+import requests
+from gevent.pywsgi import WSGIServer
+
+from fsconf.api import create_app
+from fsconf.calls import CallService, CallSettings
+from fsconf.conference.model import EngineConfig
+from fsconf.config import Settings
+from fsconf.errors import ConfigError
+from fsconf.esl.frames import ApiResponse, Event
+from fsconf.esl.inbound import InboundClient
+from fsconf.esl.outbound import OutboundServer
+from fsconf.service.conferences import ConferenceService
+from fsconf.service.live import LiveControl
+from fsconf.service.metrics import Metrics
+from fsconf.store import repositories
+from fsconf.store.db import make_engine, make_session_factory, transaction
+from fsconf.store.migrate import upgrade
+from fsconf.webhooks.delivery import DeliveryWorker
+
+logger = logging.getLogger(__name__)
+
+SUBSCRIPTIONS = (
+    "CHANNEL_HANGUP_COMPLETE",
+    "BACKGROUND_JOB",
+    "HEARTBEAT",
+    "CUSTOM conference::maintenance",
+)
+"""What each node's inbound connection follows (CUSTOM last: captures B1)."""
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Knobs tests and the demo turn; production keeps the defaults."""
+
+    delivery_base_delay: float = 2.0
+    delivery_max_attempts: int = 8
+    delivery_poll_interval: float = 1.0
+    engine: EngineConfig | None = None
+    call_settings: dict[str, Any] = field(default_factory=dict)
+    heartbeat_timeout: float = 60.0
+
+
+class Fsconf:
+    """The whole process: build with settings, then :meth:`start`."""
+
+    def __init__(self, settings: Settings, *, tuning: Tuning | None = None) -> None:
+        self.settings = settings
+        self.tuning = tuning or Tuning()
+        self.db = make_engine(settings.database_url)
+        self.sessions = make_session_factory(self.db)
+        self.metrics = Metrics()
+        self.delivery = DeliveryWorker(
+            self.sessions,
+            requests.Session(),
+            base_delay=self.tuning.delivery_base_delay,
+            max_attempts=self.tuning.delivery_max_attempts,
+            poll_interval=self.tuning.delivery_poll_interval,
+            on_delivered=self._delivered,
+        )
+        self.delivered = gevent.event.Event()
+        engine_config = self.tuning.engine or EngineConfig(public_url=settings.public_url)
+        self.conferences = ConferenceService(
+            sessions=self.sessions,
+            api=self._api,
+            config=engine_config,
+            notify_callbacks=self.delivery.notify,
+        )
+        self.nodes = [
+            InboundClient(
+                node.host,
+                node.port,
+                node.password,
+                subscriptions=SUBSCRIPTIONS,
+                on_event=self._on_event,
+                heartbeat_timeout=self.tuning.heartbeat_timeout,
+            )
+            for node in settings.esl_nodes
+        ]
+        self.calls = CallService(
+            sessions=self.sessions,
+            settings=CallSettings(
+                account_sid=settings.account_sid,
+                voice_url=settings.voice_url,
+                voice_method=settings.voice_method,
+                **self.tuning.call_settings,
+            ),
+            gateway=self.conferences,
+        )
+        self.outbound = OutboundServer(settings.outbound_listen, self.calls.handle)
+        self.control = LiveControl(self.conferences)
+        self.api = create_app(
+            session_factory=self.sessions, control=self.control, public_url=settings.public_url
+        )
+        self.http = WSGIServer(
+            settings.http_listen, self.metrics.wrap(self.api, self._gauges), log=None
+        )
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._migrate()
+        self._ensure_default_account()
+        self.delivery.start()
+        for node in self.nodes:
+            node.start()
+        self.outbound.start()
+        self.http.start()
+        logger.info(
+            "fsconf started: outbound ESL on %s:%d, HTTP on %s:%d, %d FreeSWITCH node(s)",
+            *self.outbound.address,
+            *self.http_address,
+            len(self.nodes),
+        )
+
+    def stop(self, grace: float = 5.0) -> None:
+        logger.info("fsconf stopping: no new calls, flushing the outbox")
+        self.outbound.stop(timeout=grace)
+        self.http.stop(timeout=grace)
+        self.delivery.run_once()
+        self.delivery.stop(timeout=grace)
+        self.conferences.stop()
+        for node in self.nodes:
+            node.stop(timeout=grace)
+        self.db.dispose()
+        logger.info("fsconf stopped")
+
+    @property
+    def http_address(self) -> tuple[str, int]:
+        host, port = self.http.address[:2]
+        return host, port
+
+    def _migrate(self) -> None:
+        try:
+            upgrade(self.settings.database_url)
+        except Exception as error:
+            # Say exactly what we were doing; never the URL (it may hold a password).
+            raise ConfigError(f"cannot migrate the database: {error.__class__.__name__}") from error
+
+    def _ensure_default_account(self) -> None:
+        sid, token = self.settings.account_sid, self.settings.auth_token
+        if not sid:
+            logger.warning("FSCONF_ACCOUNT_SID is not set: calls need fsconf_account_sid")
+            return
+        if not token:
+            raise ConfigError("FSCONF_ACCOUNT_SID is set but FSCONF_AUTH_TOKEN is not")
+        with transaction(self.sessions) as session:
+            repositories.ensure_account(
+                session,
+                sid=sid,
+                auth_token=token,
+                voice_url=self.settings.voice_url or None,
+                voice_method=self.settings.voice_method,
+            )
+        logger.info("default account %s ready", sid)
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _api(self, text: str) -> ApiResponse:
+        # One node hosts every room for now (DESIGN "Scale out" routes rooms by
+        # node later); the first connected node answers.
+        for node in self.nodes:
+            if node.connected:
+                return node.api(text, check=False)
+        return self.nodes[0].api(text, check=False)
+
+    def _delivered(self, seconds: float) -> None:
+        self.metrics.delivered(seconds)
+        # Wakes whoever waits for the outbox to drain (shutdown, tests).
+        self.delivered.set()
+        self.delivered.clear()
+
+    def wait_delivered(self, count: int, timeout: float = 10.0) -> bool:
+        """Block until the outbox holds ``count`` delivered callbacks."""
+        with gevent.Timeout(timeout, False):
+            while self._delivered_count() < count:
+                self.delivered.wait(timeout=1.0)
+            return True
+        return self._delivered_count() >= count
+
+    def _delivered_count(self) -> int:
+        with transaction(self.sessions) as session:
+            return repositories.count_callbacks_by_status(session).get("delivered", 0)
+
+    def _on_event(self, event: Event) -> None:
+        self.metrics.event()
+        self.conferences.on_event(event)
+
+    def _gauges(self) -> Iterable[tuple[str, float, dict[str, str]]]:
+        yield from self.conferences.gauges()
+        for node, settings in zip(self.nodes, self.settings.esl_nodes, strict=True):
+            yield ("fsconf_esl_connected", 1.0 if node.connected else 0.0, {"node": settings.name})
+        yield from self._outbox_gauges()
+
+    def _outbox_gauges(self) -> Iterable[tuple[str, float, dict[str, str]]]:
+        with transaction(self.sessions) as session:
+            counts = repositories.count_callbacks_by_status(session)
+        for status in ("pending", "failed"):
+            yield ("fsconf_outbox_callbacks", float(counts.get(status, 0)), {"status": status})
+
+
+ServeHook = Callable[[Fsconf], None]

@@ -1,0 +1,538 @@
+"""The conference service: the gevent shell around the pure engine.
+
+Theory of operation
+-------------------
+One :class:`Room` per live conference owns the engine state and a serial
+queue. Everything that concerns the conference becomes an engine input on that
+queue: a call arriving at ``<Dial><Conference>`` (the calls layer's
+``ConferenceGateway.join``), a ``conference::maintenance`` event from the
+inbound ESL connection, a channel hangup, a timer, a REST/CLI request. The
+room's worker applies inputs one at a time and runs the effects in order:
+
+1. rows, callbacks (the outbox), alerts and recordings are written in **one
+   transaction**, so a crash loses nothing, then the delivery worker is
+   notified;
+2. FreeSWITCH commands go out on the node's inbound connection with ``api``,
+   which keeps them in order (FreeSWITCH runs ``bgapi`` jobs in parallel
+   threads); a ``-ERR`` to an announcement's play becomes ``PlayFailed``;
+3. joins, wait audio and "go on with the call" go to the call's
+   :class:`~fsconf.calls.gateway.CallHandle`.
+
+Invariants:
+
+* the socket reader never blocks on a room: events are queued, and the room's
+  worker may block (on ``api`` replies) without stalling other rooms;
+* the database is written from FreeSWITCH's confirming event, never from an
+  API reply (the engine only changes state on confirmation, R9);
+* a call's ``join`` returns exactly once, with how it left the conference.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import gevent
+import gevent.event
+import gevent.queue
+from sqlalchemy.orm import Session, sessionmaker
+
+from fsconf.calls.gateway import CallHandle
+from fsconf.calls.program import DialOutcome
+from fsconf.conference import events as engine_events
+from fsconf.conference.effects import (
+    Callback,
+    CancelTimer,
+    ConferenceRow,
+    ContinueCall,
+    Effect,
+    JoinRoom,
+    ParticipantRow,
+    PlayWait,
+    RecordingFinished,
+    ReportError,
+    SendApi,
+    StartTimer,
+    StoreConference,
+    StoreParticipant,
+)
+from fsconf.conference.engine import apply
+from fsconf.conference.model import (
+    ConferenceState,
+    ConferenceStatus,
+    EngineConfig,
+    Placement,
+    new_conference,
+)
+from fsconf.errors import EslError, FsconfError, TransitionError, TwilioApiError
+from fsconf.esl.frames import ApiResponse, Event
+from fsconf.service.adapt import engine_input, participant_settings, room_of
+from fsconf.store import models, repositories
+from fsconf.store.db import transaction
+from fsconf.store.ids import new_sid
+from fsconf.store.times import utc_now
+from fsconf.webhooks.outbox import enqueue
+
+logger = logging.getLogger(__name__)
+
+_ANNOUNCE_ID = re.compile(r"\{fsconf_announce=([A-Za-z0-9]+)")
+
+ApiSender = Callable[[str], ApiResponse]
+"""Send one api command text to the node that hosts the room."""
+
+
+@dataclass
+class _Item:
+    event: engine_events.ConferenceInput
+    result: gevent.event.AsyncResult | None = None
+
+
+class Room:
+    """One live conference: its engine state, its queue, its calls."""
+
+    def __init__(self, service: ConferenceService, state: ConferenceState) -> None:
+        self.service = service
+        self.state = state
+        self.queue: gevent.queue.Queue[_Item] = gevent.queue.Queue()
+        self.changed = gevent.event.Event()
+        self.calls: dict[str, CallHandle] = {}
+        self.outcomes: dict[str, gevent.event.AsyncResult] = {}
+        self.audio: dict[str, Any] = {}
+        self.timers: dict[str, gevent.Greenlet] = {}
+        self.worker = gevent.spawn(self._run)
+
+    @property
+    def sid(self) -> str:
+        return self.state.sid
+
+    def submit(self, event: engine_events.ConferenceInput) -> gevent.event.AsyncResult:
+        result = gevent.event.AsyncResult()
+        self.queue.put(_Item(event, result))
+        return result
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            try:
+                self._apply(item)
+            except Exception as error:  # one bad input must not kill the room
+                logger.exception("%s: %r failed", self.sid, item.event)
+                if item.result is not None and not item.result.ready():
+                    item.result.set_exception(error)
+            if self.state.status is ConferenceStatus.COMPLETED and self._idle():
+                self.service._forget(self)
+                return
+
+    def _idle(self) -> bool:
+        return (
+            self.queue.empty()
+            and not self.outcomes
+            and self.state.recording is None
+            and not self.timers
+        )
+
+    def _apply(self, item: _Item) -> None:
+        now = self.service.clock()
+        try:
+            self.state, effects = apply(self.state, item.event, now)
+        except (TwilioApiError, TransitionError) as error:
+            if item.result is not None:
+                item.result.set_exception(error)
+            else:
+                logger.warning("%s: %s", self.sid, error)
+            return
+        self._store(effects, now)
+        for effect in effects:
+            self._act(effect)
+        if item.result is not None:
+            item.result.set(self.state)
+        self.changed.set()
+        self.changed.clear()
+
+    # --- effects: storage (one transaction) ---------------------------------------
+
+    def _store(self, effects: Iterable[Effect], now: datetime) -> None:
+        rows = [e for e in effects if isinstance(e, _STORED)]
+        if not rows:
+            return
+        with transaction(self.service.sessions) as session:
+            for effect in rows:
+                STORERS[type(effect)](self, session, effect, now)
+        if any(isinstance(e, Callback) for e in rows):
+            self.service.notify_callbacks()
+
+    # --- effects: the world ------------------------------------------------------------
+
+    def _act(self, effect: Effect) -> None:
+        actor = ACTORS.get(type(effect))
+        if actor is not None:
+            actor(self, effect)
+
+    def send_api(self, effect: SendApi) -> None:
+        try:
+            reply = self.service.api_for(self.sid)(effect.command)
+        except EslError as error:
+            logger.error("%s: %s failed: %s", self.sid, effect.command.split(" ")[2:3], error)
+            reply = ApiResponse(f"-ERR {error}", {})
+        if not reply.is_error:
+            return
+        match = _ANNOUNCE_ID.search(effect.command)
+        if match:
+            self.queue.put(_Item(engine_events.PlayFailed(match.group(1), reply.body.strip())))
+        else:
+            logger.warning("%s: FreeSWITCH refused: %s", self.sid, reply.body.strip()[:200])
+
+    def join(self, effect: JoinRoom) -> None:
+        handle = self.calls.get(effect.call_sid)
+        if handle is None:
+            logger.error("%s: no call %s to join", self.sid, effect.call_sid)
+            return
+        audio = self.audio.pop(effect.call_sid, None)
+        gevent.spawn(self._join, handle, effect, audio)
+
+    def _join(self, handle: CallHandle, effect: JoinRoom, audio: Any) -> None:
+        # Wait audio runs with event-lock: stop it before the join is queued
+        # behind it (B12), and let the join run in the call's own greenlet so
+        # the room's worker never waits for a conference to end.
+        if audio is not None:
+            audio.stop()
+        try:
+            pending = [handle.execute_async(app, arg) for app, arg in effect.plan.applications]
+            done = pending[-1].get()
+        except (EslError, gevent.Timeout) as error:
+            if not handle.hungup:
+                logger.warning("%s: join of %s failed: %s", self.sid, effect.call_sid, error)
+            return
+        if not done.get("variable_conference_member_id") and not handle.hungup:
+            # A full room refuses silently: no event, the channel stays up (B11).
+            self.queue.put(_Item(engine_events.JoinRefused(effect.call_sid)))
+
+    def play_wait(self, effect: PlayWait) -> None:
+        handle = self.calls.get(effect.call_sid)
+        if handle is None:
+            return
+        loop = handle.start_audio(effect.url, effect.method.value)
+        self.audio[effect.call_sid] = loop
+        gevent.spawn(self._watch_wait, effect.call_sid, loop)
+
+    def _watch_wait(self, call_sid: str, loop: Any) -> None:
+        error = loop.wait_ready()
+        if error is not None and self.audio.get(call_sid) is loop:
+            self.queue.put(_Item(engine_events.WaitAudioFailed(call_sid, str(error))))
+
+    def continue_call(self, effect: ContinueCall) -> None:
+        audio = self.audio.pop(effect.call_sid, None)
+        if audio is not None:
+            audio.stop()
+        outcome = self.outcomes.pop(effect.call_sid, None)
+        handle = self.calls.pop(effect.call_sid, None)
+        if outcome is not None:
+            hung_up = bool(handle and handle.hungup)
+            outcome.set(DialOutcome(status=effect.dial_call_status, hung_up=hung_up))
+
+    def start_timer(self, effect: StartTimer) -> None:
+        self.cancel_timer(CancelTimer(effect.timer_id))
+        event = engine_events.TimerFired(effect.timer_id)
+        self.timers[effect.timer_id] = gevent.spawn_later(
+            effect.seconds, self._fire, effect.timer_id, event
+        )
+
+    def _fire(self, timer_id: str, event: engine_events.TimerFired) -> None:
+        self.timers.pop(timer_id, None)
+        self.queue.put(_Item(event))
+
+    def cancel_timer(self, effect: CancelTimer) -> None:
+        timer = self.timers.pop(effect.timer_id, None)
+        if timer is not None:
+            timer.kill(block=False)
+
+    def call_left(self, call_sid: str) -> None:
+        """The call's join() returned without the engine's say (hangup, error)."""
+        self.outcomes.pop(call_sid, None)
+        self.calls.pop(call_sid, None)
+        audio = self.audio.pop(call_sid, None)
+        if audio is not None:
+            audio.stop()
+
+
+# --- storers ---------------------------------------------------------------------
+
+
+def _store_conference(room: Room, session: Session, effect: StoreConference, now: datetime) -> None:
+    row: ConferenceRow = effect.row
+    conference = session.get(models.Conference, row.sid)
+    if conference is None:
+        conference = models.Conference(sid=row.sid)
+        session.add(conference)
+    for name in _CONFERENCE_FIELDS:
+        setattr(conference, name, getattr(row, name))
+    conference.date_updated = now
+
+
+def _store_participant(
+    room: Room, session: Session, effect: StoreParticipant, now: datetime
+) -> None:
+    row: ParticipantRow = effect.row
+    key = (row.conference_sid, row.call_sid, row.join_sequence)
+    participant = session.get(models.Participant, key)
+    if participant is None:
+        participant = models.Participant(
+            conference_sid=row.conference_sid,
+            call_sid=row.call_sid,
+            join_sequence=row.join_sequence,
+        )
+        session.add(participant)
+    for name in _PARTICIPANT_FIELDS:
+        setattr(participant, name, getattr(row, name))
+    participant.date_updated = now
+
+
+def _store_callback(room: Room, session: Session, effect: Callback, now: datetime) -> None:
+    sequence = effect.get("SequenceNumber")
+    enqueue(
+        session,
+        account_sid=room.state.account_sid,
+        url=effect.url,
+        method=effect.method.value,
+        params=list(effect.params),
+        kind=f"conference-{effect.kind}",
+        conference_sid=room.sid,
+        call_sid=effect.get("CallSid"),
+        sequence_number=int(sequence) if sequence else None,
+        ordering_key=room.sid,
+        now=now,
+    )
+
+
+def _store_alert(room: Room, session: Session, effect: ReportError, now: datetime) -> None:
+    repositories.create_alert(
+        session,
+        account_sid=room.state.account_sid,
+        error_code=effect.code,
+        message=effect.message,
+        call_sid=effect.call_sid,
+    )
+
+
+def _store_recording(
+    room: Room, session: Session, effect: RecordingFinished, now: datetime
+) -> None:
+    recording = session.get(models.Recording, effect.recording_sid)
+    if recording is None:
+        recording = models.Recording(
+            sid=effect.recording_sid, account_sid=room.state.account_sid, conference_sid=room.sid
+        )
+        session.add(recording)
+    recording.path = effect.path
+    recording.status = effect.status
+    recording.duration = effect.duration
+    recording.start_time = effect.start_time
+    recording.date_updated = now
+
+
+_CONFERENCE_FIELDS = tuple(f for f in ConferenceRow.__dataclass_fields__ if f != "sid")
+_PARTICIPANT_FIELDS = tuple(
+    f
+    for f in ParticipantRow.__dataclass_fields__
+    if f not in ("conference_sid", "call_sid", "join_sequence")
+)
+
+STORERS: dict[type, Callable[[Room, Session, Any, datetime], None]] = {
+    StoreConference: _store_conference,
+    StoreParticipant: _store_participant,
+    Callback: _store_callback,
+    ReportError: _store_alert,
+    RecordingFinished: _store_recording,
+}
+_STORED = tuple(STORERS)
+
+ACTORS: dict[type, Callable[[Room, Any], None]] = {
+    SendApi: Room.send_api,
+    JoinRoom: Room.join,
+    PlayWait: Room.play_wait,
+    ContinueCall: Room.continue_call,
+    StartTimer: Room.start_timer,
+    CancelTimer: Room.cancel_timer,
+}
+
+
+# --- the service ---------------------------------------------------------------------
+
+
+class ConferenceService:
+    """The ConferenceGateway of the calls layer, fed by FreeSWITCH events."""
+
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        api: ApiSender | Callable[[str], ApiSender],
+        config: EngineConfig | None = None,
+        notify_callbacks: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = utc_now,
+        confirm_timeout: float = 10.0,
+    ) -> None:
+        self.sessions = sessions
+        self._api = api
+        self.config = config or EngineConfig()
+        self.notify_callbacks = notify_callbacks
+        self.clock = clock
+        self.confirm_timeout = confirm_timeout
+        self.rooms: dict[str, Room] = {}
+
+    def api_for(self, conference_sid: str) -> ApiSender:
+        return self._api  # type: ignore[return-value]
+
+    # --- the calls layer's gateway ---------------------------------------------
+
+    def join(self, call: CallHandle, dial: Any, conference: Any) -> DialOutcome:
+        settings = participant_settings(dial, conference)
+
+        def arrival_for(room: Room) -> engine_events.ParticipantArrived:
+            return engine_events.ParticipantArrived(
+                call.call_sid, call.uuid, call.account_sid, conference.room, settings
+            )
+
+        room, outcome = self._arrive(call, conference.room, arrival_for)
+        try:
+            return self._wait_outcome(room, call, outcome)
+        finally:
+            room.call_left(call.call_sid)
+
+    def _arrive(
+        self,
+        call: CallHandle,
+        friendly_name: str,
+        arrival_for: Callable[[Room], engine_events.ParticipantArrived],
+    ) -> tuple[Room, gevent.event.AsyncResult]:
+        # A conference that has just ended cannot take a new call (R13): the
+        # caller starts a new one under the same name, as on Twilio.
+        for _attempt in range(3):
+            room = self._room_for(call.account_sid, friendly_name)
+            outcome = gevent.event.AsyncResult()
+            room.calls[call.call_sid] = call
+            room.outcomes[call.call_sid] = outcome
+            try:
+                room.submit(arrival_for(room)).get()
+            except TransitionError:
+                room.call_left(call.call_sid)
+                self._close_conference(room)
+                continue
+            return room, outcome
+        raise FsconfError(f"{call.call_sid}: could not enter conference {friendly_name!r}")
+
+    def _wait_outcome(
+        self, room: Room, call: CallHandle, outcome: gevent.event.AsyncResult
+    ) -> DialOutcome:
+        hangup = gevent.spawn(call.wait_hangup)
+        try:
+            while True:
+                if outcome.ready():
+                    done: DialOutcome = outcome.get()
+                    return done
+                if hangup.ready():
+                    room.submit(engine_events.CallHungUp(call.call_sid))
+                    result: DialOutcome | None = outcome.get(timeout=self.confirm_timeout)
+                    return result or DialOutcome(status="completed", hung_up=True)
+                gevent.wait([outcome, hangup], count=1)
+        except gevent.Timeout:
+            return DialOutcome(status="completed", hung_up=True)
+        finally:
+            hangup.kill(block=False)
+
+    def _room_for(self, account_sid: str, friendly_name: str) -> Room:
+        for room in self.rooms.values():
+            state = room.state
+            if (
+                state.account_sid == account_sid
+                and state.friendly_name == friendly_name
+                and state.status is not ConferenceStatus.COMPLETED
+            ):
+                return room
+        with transaction(self.sessions) as session:
+            conference, _created = repositories.get_or_create_active_conference(
+                session, account_sid=account_sid, friendly_name=friendly_name
+            )
+            sid = conference.sid
+        existing = self.rooms.get(sid)
+        if existing is not None:
+            return existing
+        room = Room(self, new_conference(sid, account_sid, friendly_name, self.config))
+        self.rooms[sid] = room
+        logger.info("%s: conference %r opened for %s", sid, friendly_name, account_sid)
+        return room
+
+    def _close_conference(self, room: Room) -> None:
+        """Mark an ended room's row completed so a new one can open (R13)."""
+        self._forget(room)
+        with transaction(self.sessions) as session:
+            row = session.get(models.Conference, room.sid)
+            if row is not None and row.status != "completed":
+                row.status = "completed"
+
+    def _forget(self, room: Room) -> None:
+        if self.rooms.get(room.sid) is room:
+            del self.rooms[room.sid]
+            logger.info("%s: conference closed", room.sid)
+
+    # --- FreeSWITCH events -----------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        """An inbound ESL event (already on its conference's serial queue)."""
+        sid = room_of(event)
+        if sid is None:
+            return
+        room = self.rooms.get(sid)
+        if room is None:
+            return
+        engine_event = engine_input(event, lambda: new_sid("RE"))
+        if engine_event is not None:
+            room.queue.put(_Item(engine_event))
+
+    # --- REST / CLI requests -----------------------------------------------------
+
+    def request(
+        self, account_sid: str, conference_sid: str, event: engine_events.ConferenceInput
+    ) -> Room:
+        room = self.rooms.get(conference_sid)
+        if room is None or room.state.account_sid != account_sid:
+            raise TwilioApiError(20404, f"Conference {conference_sid} is not in progress", 404)
+        room.submit(event).get(timeout=self.confirm_timeout)
+        return room
+
+    def wait_until(
+        self, room: Room, predicate: Callable[[ConferenceState], bool], what: str
+    ) -> None:
+        """Block until FreeSWITCH confirmed (the engine's state shows it)."""
+        with gevent.Timeout(self.confirm_timeout, False):
+            while not predicate(room.state):
+                room.changed.wait()
+            return
+        raise TwilioApiError(20500, f"FreeSWITCH did not confirm {what} in time", 500)
+
+    def gauges(self) -> Iterable[tuple[str, float, dict[str, str]]]:
+        states = [room.state for room in self.rooms.values()]
+        active = [state for state in states if state.status is not ConferenceStatus.COMPLETED]
+        members = [p for state in active for p in state.participants]
+        yield ("fsconf_conferences_active", float(len(active)), {})
+        yield ("fsconf_participants", float(len(members)), {})
+        parked = sum(1 for p in members if p.placement is Placement.PARKED)
+        yield ("fsconf_participants_parked", float(parked), {})
+
+    def stop(self) -> None:
+        for room in list(self.rooms.values()):
+            for timer in room.timers.values():
+                timer.kill(block=False)
+            room.worker.kill(block=False)
+
+
+def present(state: ConferenceState, call_sid: str) -> bool:
+    return state.find(call_sid) is not None
+
+
+def all_present(state: ConferenceState, call_sids: Iterable[str]) -> bool:
+    return all(state.find(sid) is not None for sid in call_sids)

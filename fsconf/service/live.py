@@ -1,0 +1,180 @@
+"""``ConferenceControl`` over live conferences (what the REST API calls).
+
+Theory of operation
+-------------------
+Each request becomes an engine API input on the conference's serial queue.
+The engine answers with FreeSWITCH commands and changes its state only when
+FreeSWITCH confirms with an event (R9); this module then waits until the state
+shows the change, so when a method returns the database already holds it.
+A request the engine refuses raises :class:`TwilioApiError` with Twilio's code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fsconf.conference import events as engine_events
+from fsconf.conference.model import ConferenceState, ConferenceStatus, HttpMethod
+from fsconf.errors import TwilioApiError
+from fsconf.esl import commands
+from fsconf.service.conferences import ConferenceService, Room
+from fsconf.service.control import ParticipantCreate, ParticipantUpdate
+from fsconf.store import models
+from fsconf.store.db import transaction
+from fsconf.store.ids import new_sid
+
+RECORDING_ACTIONS = {"paused": "pause", "in-progress": "resume", "stopped": "stop"}
+
+
+def _method(value: str | None, default: HttpMethod) -> HttpMethod:
+    return HttpMethod(value.upper()) if value else default
+
+
+class LiveControl:
+    """The real :class:`~fsconf.service.control.ConferenceControl`."""
+
+    def __init__(self, service: ConferenceService) -> None:
+        self.service = service
+
+    def end_conference(self, *, account_sid: str, conference_sid: str) -> None:
+        room = self.service.request(account_sid, conference_sid, engine_events.ApiEndConference())
+        self.service.wait_until(
+            room, lambda state: state.status is ConferenceStatus.COMPLETED, "the end"
+        )
+
+    def announce_conference(
+        self, *, account_sid: str, conference_sid: str, url: str, method: str
+    ) -> None:
+        announce = engine_events.ApiAnnounce(new_sid("AN"), url, _method(method, HttpMethod.POST))
+        self.service.request(account_sid, conference_sid, announce)
+
+    def update_participant(
+        self,
+        *,
+        account_sid: str,
+        conference_sid: str,
+        call_sid: str,
+        update: ParticipantUpdate,
+    ) -> None:
+        room = self._room_with(account_sid, conference_sid, call_sid)
+        for event, confirmed in self._requests(call_sid, update):
+            self.service.request(account_sid, conference_sid, event)
+            if confirmed is not None:
+                self.service.wait_until(room, confirmed, f"{type(event).__name__} {call_sid}")
+
+    def _requests(
+        self, call_sid: str, update: ParticipantUpdate
+    ) -> list[tuple[engine_events.ConferenceInput, Callable[[ConferenceState], bool] | None]]:
+        wanted: list[
+            tuple[engine_events.ConferenceInput, Callable[[ConferenceState], bool] | None]
+        ] = []
+        if update.muted is not None:
+            muted = update.muted
+            wanted.append(
+                (
+                    engine_events.ApiMute(call_sid, muted),
+                    lambda state: _flag(state, call_sid, "muted") in (muted, None),
+                )
+            )
+        if update.hold is not None:
+            hold = update.hold
+            wanted.append(
+                (
+                    engine_events.ApiHold(
+                        call_sid,
+                        hold,
+                        update.hold_url,
+                        _method(update.hold_method, HttpMethod.GET),
+                    ),
+                    lambda state: _flag(state, call_sid, "hold") in (hold, None),
+                )
+            )
+        if _modifies(update):
+            wanted.append(
+                (
+                    engine_events.ApiModify(
+                        call_sid,
+                        beep_on_exit=update.beep_on_exit,
+                        end_conference_on_exit=update.end_conference_on_exit,
+                        coaching=update.coaching,
+                        call_sid_to_coach=update.call_sid_to_coach,
+                        wait_url=update.wait_url,
+                        wait_method=_method(update.wait_method, HttpMethod.POST)
+                        if update.wait_method
+                        else None,
+                    ),
+                    None,
+                )
+            )
+        if update.announce_url:
+            wanted.append(
+                (
+                    engine_events.ApiAnnounce(
+                        new_sid("AN"),
+                        update.announce_url,
+                        _method(update.announce_method, HttpMethod.POST),
+                        call_sid,
+                    ),
+                    None,
+                )
+            )
+        return wanted
+
+    def kick_participant(self, *, account_sid: str, conference_sid: str, call_sid: str) -> None:
+        room = self._room_with(account_sid, conference_sid, call_sid)
+        self.service.request(account_sid, conference_sid, engine_events.ApiKick(call_sid))
+        self.service.wait_until(
+            room, lambda state: state.find(call_sid) is None, f"the kick of {call_sid}"
+        )
+
+    def create_participant(
+        self, *, account_sid: str, conference: str, create: ParticipantCreate
+    ) -> str:
+        raise TwilioApiError(
+            21220,
+            "Creating participants (dial-out) needs a dial plan for the To number; "
+            "fsconf does not dial out yet",
+            400,
+        )
+
+    def update_recording(
+        self, *, account_sid: str, conference_sid: str, recording_sid: str, status: str
+    ) -> None:
+        action = RECORDING_ACTIONS.get(status)
+        if action is None:
+            raise TwilioApiError(21220, f"Invalid recording status {status!r}", 400)
+        with transaction(self.service.sessions) as session:
+            recording = session.get(models.Recording, recording_sid)
+            if recording is None or recording.account_sid != account_sid or not recording.path:
+                raise TwilioApiError(20404, f"Recording {recording_sid} was not found", 404)
+            path = recording.path
+        command = commands.conference_recording_cmd(conference_sid, action, path)  # type: ignore[arg-type]
+        reply = self.service.api_for(conference_sid)(command)
+        if reply.is_error:
+            raise TwilioApiError(21220, f"FreeSWITCH refused: {reply.body.strip()}", 400)
+
+    def _room_with(self, account_sid: str, conference_sid: str, call_sid: str) -> Room:
+        room = self.service.rooms.get(conference_sid)
+        if room is None or room.state.account_sid != account_sid:
+            raise TwilioApiError(20404, f"Conference {conference_sid} is not in progress", 404)
+        if room.state.find(call_sid) is None:
+            raise TwilioApiError(20404, f"Participant {call_sid} was not found", 404)
+        return room
+
+
+def _modifies(update: ParticipantUpdate) -> bool:
+    return any(
+        value is not None
+        for value in (
+            update.beep_on_exit,
+            update.end_conference_on_exit,
+            update.coaching,
+            update.call_sid_to_coach,
+            update.wait_url,
+        )
+    )
+
+
+def _flag(state: ConferenceState, call_sid: str, name: str) -> bool | None:
+    participant = state.find(call_sid)
+    return None if participant is None else bool(getattr(participant, name))
