@@ -114,6 +114,8 @@ class Message:
     arg: str
     event_uuid: str
     lock: bool
+    held: bool = False
+    """sendmsg with event-lock: later messages queue behind it (B12)."""
 
 
 class AppBroken(Exception):
@@ -168,6 +170,7 @@ class Channel:
         self.running = 0
         self.parked = 0
         self.nested = 0
+        self.held = 0
         self.idle = GEvent()
         self.idle.set()
         self.breakables: list[GEvent] = []
@@ -283,23 +286,31 @@ class Channel:
         if self.hungup:
             return
         current = self.variables.get("current_application")
-        if peer and self.running and current == "playback" and self.breakables:
+        if peer and unpark_first and self.running and current == "playback" and self.breakables:
+            # the peer was hung up by its room ending (moderated O1b): this leg hangs up
+            # first, then its playback fails
+            self.playback_error = True
+        elif peer and self.running and current == "playback" and self.breakables:
             # the far loopback leg went away: the playback fails first (PLAYBACK ERROR),
             # then this leg hangs up (basic_two_party's talk B-legs)
             self.pending_hangup = cause
             self.playback_error = True
             self.breakables[-1].set()
             return
-        if unpark_first and self.parked and current == "park":
-            # a `&park` A-leg whose B-leg the room hung up is unparked before it hangs up
-            # (b2_end_room_continue O5/O6); otherwise it hangs up first
-            self.pending_hangup = cause
+        if peer and self.parked and current == "park":
+            # a parked loopback leg notices its peer is gone on its next media read: the park
+            # ends, the dialplan is over, it hangs up NORMAL_CLEARING (hangup_causes O3b:
+            # peer killed with USER_BUSY, this leg still NORMAL_CLEARING)
+            self.pending_hangup = "NORMAL_CLEARING"
             self.queue.put(None)
             return
         if not self.mark_hungup(cause):
             return
-        if self.member is not None:
-            self.member.room.remove(self.member, "hangup")
+        member = self.member
+        if member is not None:
+            # the member thread notices the hangup on its next frame (basic_two_party: a
+            # stop-talking of another member still arrives between CHANNEL_HANGUP and del-member)
+            self.switch.after_frame(lambda: member.room.remove(member, "hangup"))
         for breakable in self.breakables:
             breakable.set()
         if not self.running:
@@ -330,7 +341,7 @@ class Channel:
     # --- applications -------------------------------------------------------------
 
     def submit(self, message: Message) -> None:
-        if self.running and not message.lock:
+        if self.running and not message.lock and not self.held:
             self.nested += 1
             self.idle.clear()
             gevent.spawn(self._nested, message)  # B12: nested inside the running app
@@ -364,6 +375,7 @@ class Channel:
             return
         app = APPS.get(message.app)
         self.running += 1
+        self.held += message.held
         try:
             extra = {"Application": message.app, "Application-UUID": message.event_uuid}
             if message.arg:
@@ -378,6 +390,7 @@ class Channel:
             self.fire("CHANNEL_EXECUTE_COMPLETE", extra)
         finally:
             self.running -= 1
+            self.held -= message.held
         if self.pending_hangup is not None and not self.running:
             cause, self.pending_hangup = self.pending_hangup, None
             self.hangup(cause)
@@ -419,6 +432,8 @@ class Channel:
                 and self.variables.get("conference_controls") == "fsconf-hangup-on-star"
             ):
                 member.room.remove(member, "star")  # B2.3: leaves, the channel stays up
+            elif member is not None:
+                conf.caller_control(member, digit)
 
 
 def _app_answer(channel: Channel, arg: str) -> str:
@@ -490,6 +505,14 @@ def _app_socket(channel: Channel, arg: str) -> str:
     return "_none_"
 
 
+def _app_jitterbuffer(channel: Channel, arg: str) -> str:
+    """B18: no effect without RTP; any value but stop/debug is stored, junk included."""
+    word = arg.strip()
+    if word and word != "stop" and not word.startswith("debug"):
+        channel.variables["jitterbuffer_msec"] = word
+    return "_none_"
+
+
 def _app_noop(channel: Channel, arg: str) -> str:
     return "_none_"
 
@@ -538,12 +561,15 @@ def _app_conference(channel: Channel, arg: str) -> str:
     others = bool(room.members)
     room.members.append(member)
     channel.member = member
-    if not others:
-        room.play_alone()  # before add-member (basic_two_party)
-    room.fire("add-member", member)
-    enter_sound = channel.variables.get("conference_enter_sound") or room.params.get(
-        "enter-sound"
-    )
+    if not others and not room.wait_mod:
+        room.play_alone()  # before add-member (basic_two_party); none while waiting (moderated)
+    if channel.variables.get("conference_silent_entry") == "true" and not channel.variables.get(
+        "conference_silent_done"
+    ):
+        channel.variables["conference_silent_done"] = "true"  # B4: first join only
+    else:
+        room.fire("add-member", member)
+    enter_sound = room.sound("enter", channel)
     if others and enter_sound:
         room.enqueue(enter_sound)  # B8: only play-file-done
     if room.floor is None:
@@ -552,6 +578,10 @@ def _app_conference(channel: Channel, arg: str) -> str:
         room.play_moh()
     member.left.wait()
     channel.member = None
+    if member.transfer_to and not channel.hungup:
+        # `conference <room> transfer`: the app ends and a new conference app starts
+        channel.queue.put(Message("conference", f"{member.transfer_to}@{room.profile}",
+                                  str(uuid_module.uuid4()), True))
     return "_none_"
 
 
@@ -567,7 +597,7 @@ APPS: dict[str, Callable[[Channel, str], str]] = {
     "sleep": _app_sleep,
     "park": _app_park,
     "socket": _app_socket,
-    "jitterbuffer": _app_noop,  # B18: a silent no-op on loopback
+    "jitterbuffer": _app_jitterbuffer,
     "hangup": _app_hangup,
     "conference": _app_conference,
 }
@@ -597,6 +627,8 @@ class Connection:
         self.closed = False
         self.channel_ended = False
         self.held: list[bytes] | None = None
+        with contextlib.suppress(OSError):  # no Nagle: replies and events are small writes
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.out: Queue[bytes | None] = Queue()
         self.greenlets = [gevent.spawn(self._write), gevent.spawn(self._read)]
 
@@ -861,6 +893,7 @@ def _cmd_sendmsg(conn: Connection, argument: str, command: ClientCommand) -> byt
             event_uuid=headers.get("Event-UUID") or str(uuid_module.uuid4()),
             lock=headers.get("event-lock", "").lower() == "true",
         )
+        message.held = message.lock
         channel.submit(message)
     elif call_command == "hangup":
         gevent.spawn(channel.hangup, headers.get("hangup-cause", "NORMAL_CLEARING"))
@@ -938,6 +971,11 @@ class FakeSwitch:
         self.conference_help = CONFERENCE_HELP
         self.dialplan: dict[str, object] = {"talk": Talk(), "silent": Silent()}
         self.missing_files: set[str] = set()
+        self.modules: set[str] = set(LOADED_MODULES)
+        """Loaded modules (``module_exists``, ``load``/``unload``, ``show modules``)."""
+        self.global_vars: dict[str, str] = {"default_password": "1234"}
+        """``global_getvar`` values; set ``default_password`` to drive doctor's check."""
+        self.log_level = 7
         self.channels: dict[str, Channel] = {}
         self.rooms: dict[str, conf.Room] = {}
         self.connections: list[Connection] = []
@@ -948,7 +986,7 @@ class FakeSwitch:
         self._session_id = 0
         self._inbound_count = 0
         self._call_count = 0
-        self._plays: list[tuple[conf.Room, conf.Member | None, GEvent]] = []
+        self._plays: list[tuple[conf.Room, conf.Member | None, GEvent, str]] = []
         self._listener: socket.socket | None = None
         self._greenlets: list[gevent.Greenlet] = []
         self.started = time.monotonic()
@@ -1075,6 +1113,7 @@ class FakeSwitch:
     def start_talking(self, uuid: str) -> None:
         member = self.member(uuid)
         member.talking = True
+        member.last_talking = time.monotonic()
         member.room.fire("start-talking", member)
         member.room.talking_started(member)
 
@@ -1215,7 +1254,7 @@ class FakeSwitch:
     def schedule_play(self, room: conf.Room, file: str, playvars: Items,
                       member: conf.Member | None) -> None:
         stop = GEvent()
-        entry = (room, member, stop)
+        entry = (room, member, stop, file)
         self._plays.append(entry)
 
         def finish() -> None:
@@ -1326,6 +1365,10 @@ class FakeSwitch:
             if sep:
                 variables[key] = value
         endpoint, target = match.group("endpoint"), match.group("target").strip()
+        if len(target) > 1 and target[0] == target[-1] == "'":
+            # originate splits on blanks outside '...' and strips the quotes
+            # (switch_separate_string): '&socket(h:p async full)' is one word
+            target = target[1:-1]
         tech, _, rest = endpoint.partition("/")
         if tech == "error":
             return f"-ERR {rest or 'NORMAL_CLEARING'}\n"
@@ -1343,9 +1386,15 @@ class FakeSwitch:
         a_leg.hangup_when_done = True
         self._run_dialplan(b_leg, apps_of(plan))
         timeout = float(variables.get("originate_timeout", "60"))
-        if not a_leg.answered.wait(timeout=timeout) or a_leg.hungup:
+        with contextlib.suppress(TimeoutError):
+            # a B-leg that hangs up before answering (e.g. `hangup USER_BUSY`) ends the
+            # wait at once: mod_loopback hangs the A-leg up with the same cause, and
+            # originate answers `-ERR <that cause>`
+            self.wait_until(lambda: a_leg.answered.is_set() or a_leg.hungup, timeout=timeout)
+        if a_leg.hungup or not a_leg.answered.is_set():
+            cause = a_leg.hangup_cause if a_leg.hungup else "NO_ANSWER"
             a_leg.hangup("NO_ANSWER")
-            return "-ERR NO_ANSWER\n"
+            return f"-ERR {cause or 'NO_ANSWER'}\n"
         a_leg.submit(Message(app, app_arg, str(uuid_module.uuid4()), True))
         return f"+OK {a_leg.uuid}\n"
 
@@ -1420,6 +1469,39 @@ def _api_show(switch: FakeSwitch, argument: str) -> str:
     channels = [c for c in switch.channels.values() if not c.hungup]
     if words[:1] == ["channels"] and words[1:2] == ["count"]:
         return f"\n{len(channels)} total.\n"
+    if words == ["modules"]:
+        return _api_show_modules(switch)
+    if words[:1] == ["calls"] and words[1:3] == ["as", "json"]:
+        if not channels:
+            return json.dumps({"row_count": 0}, separators=(",", ":"))
+        call_rows = []
+        for channel in channels:
+            row = {
+                "uuid": channel.uuid, "direction": channel.direction,
+                "created": time.strftime("%Y-%m-%d %H:%M:%S",
+                                         time.localtime(channel.created_us / 1e6)),
+                "created_epoch": str(int(channel.created_us / 1e6)), "name": channel.name,
+                "state": "CS_EXECUTE", "cid_name": channel.orig_caller[0],
+                "cid_num": channel.orig_caller[1], "ip_addr": "", "dest": channel.destination,
+                "presence_id": "", "presence_data": "", "accountcode": "",
+                "callstate": "ACTIVE" if channel.answered.is_set() else "RINGING",
+                "callee_name": channel.callee[0], "callee_num": channel.callee[1],
+                "callee_direction": "RECV" if channel.direction == "outbound" else "",
+                "call_uuid": channel.uuid, "hostname": switch.hostname,
+                "sent_callee_name": "", "sent_callee_num": "",
+            }
+            for key in ("uuid", "direction", "created", "created_epoch", "name", "state",
+                        "cid_name", "cid_num", "ip_addr", "dest", "presence_id",
+                        "presence_data", "accountcode", "callstate", "callee_name",
+                        "callee_num", "callee_direction", "sent_callee_name",
+                        "sent_callee_num"):
+                row[f"b_{key}"] = ""  # B20: loopback legs are never bridged
+            row["call_created_epoch"] = ""
+            call_rows.append(row)
+        return json.dumps({"row_count": len(call_rows), "rows": call_rows},
+                          separators=(",", ":"))
+    if words == ["channels"] and not channels:
+        return "\n0 total.\n"
     if words[:1] == ["channels"] and words[1:3] == ["as", "json"]:
         if not channels:
             return json.dumps({"row_count": 0}, separators=(",", ":"))
@@ -1489,6 +1571,64 @@ def _api_status(switch: FakeSwitch, argument: str) -> str:
     )
 
 
+def _api_global_getvar(switch: FakeSwitch, argument: str) -> str:
+    name = argument.strip()
+    if name == "core_uuid":
+        return switch.core_uuid
+    value = switch.global_vars.get(name, "")
+    return value or conf.NO_REPLY
+
+
+def _api_xml_locate(switch: FakeSwitch, argument: str) -> str:
+    words = argument.split()
+    if words[:4] == ["configuration", "configuration", "name", "conference.conf"]:
+        return conf.CONFERENCE_CONF_XML
+    return "can't find anything\n"
+
+
+def _api_load(switch: FakeSwitch, argument: str) -> str:
+    switch.modules.add(argument.strip())
+    return "+OK Reloading XML\n+OK\n"
+
+
+def _api_unload(switch: FakeSwitch, argument: str) -> str:
+    name = argument.strip()
+    if name not in switch.modules:
+        return f"-ERR unloading module [Module {name} not loaded]\n"
+    switch.modules.discard(name)
+    return "+OK\n"
+
+
+def _api_fsctl(switch: FakeSwitch, argument: str) -> str:
+    words = argument.split()
+    if words[:1] == ["loglevel"]:
+        levels = ["CONSOLE", "ALERT", "CRIT", "ERR", "WARNING", "NOTICE", "INFO", "DEBUG"]
+        if len(words) < 2:  # B19: no argument SETS the level to DISABLE
+            switch.log_level = -1
+        elif words[1].isdigit():
+            switch.log_level = int(words[1])
+        elif words[1].upper() in levels:
+            switch.log_level = levels.index(words[1].upper())
+        name = "DISABLE" if switch.log_level < 0 else levels[min(switch.log_level, 7)]
+        return f"+OK log level: {name} [{switch.log_level}]\n"
+    return "+OK\n"
+
+
+def _api_show_modules(switch: FakeSwitch) -> str:
+    rows = ["type,name,ikey,filename"]
+    for module in sorted(switch.modules):
+        rows.append(f"api,{module},{module},/usr/lib/freeswitch/mod/{module}.so")
+        if module == "mod_flite":
+            rows.append(f"speech,flite,{module},/usr/lib/freeswitch/mod/{module}.so")
+    return "\n".join(rows) + f"\n\n{len(rows) - 1} total.\n"
+
+
+def _api_http_get(switch: FakeSwitch, argument: str) -> str:
+    suffix = argument.rsplit(".", 1)[-1] if "." in argument.rsplit("/", 1)[-1] else "bin"
+    name = str(uuid_module.uuid5(uuid_module.NAMESPACE_URL, argument.strip()))
+    return f"/srv/fswitch/cache/{name[:2]}/{name[2:]}.{suffix}"
+
+
 LOADED_MODULES = frozenset(
     {"mod_conference", "mod_event_socket", "mod_loopback", "mod_sofia", "mod_commands",
      "mod_dptools", "mod_http_cache", "mod_httapi", "mod_flite", "mod_tone_stream",
@@ -1498,7 +1638,15 @@ LOADED_MODULES = frozenset(
 API: dict[str, Callable[[FakeSwitch, str], str]] = {
     "version": lambda switch, argument: VERSION,
     "status": _api_status,
-    "module_exists": lambda switch, argument: "true" if argument in LOADED_MODULES else "false",
+    "module_exists": lambda switch, argument: (
+        "true" if argument.strip() in switch.modules else "false"
+    ),
+    "global_getvar": _api_global_getvar,
+    "xml_locate": _api_xml_locate,
+    "load": _api_load,
+    "unload": _api_unload,
+    "fsctl": _api_fsctl,
+    "http_get": _api_http_get,
     "uuid_kill": _with_channel("<uuid> [cause]", _api_uuid_kill),
     "uuid_getvar": _with_channel("<uuid> <var>", _api_uuid_getvar),
     "uuid_setvar": _with_channel("<uuid> <var> [value]", _api_uuid_setvar),

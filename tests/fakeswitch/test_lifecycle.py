@@ -57,8 +57,10 @@ def test_silent_park_blocks_until_hangup_then_unparks(fs: FakeSwitch, esl: Clien
     assert b_leg is not None
     esl.api(f"uuid_kill {ALICE}")
     events = esl.drain_until("CHANNEL_DESTROY", **{"Unique-ID": b_leg.uuid})
+    # hangup_causes.jsonl (O2b..O7b): the parked peer notices on its next media read, the
+    # park ends, then the leg hangs up NORMAL_CLEARING
     assert of(events, b_leg.uuid)[-5:] == [
-        "CHANNEL_HANGUP", "CHANNEL_UNPARK", "CHANNEL_EXECUTE_COMPLETE",
+        "CHANNEL_UNPARK", "CHANNEL_EXECUTE_COMPLETE", "CHANNEL_HANGUP",
         "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY",
     ]
 

@@ -147,11 +147,18 @@ def test_b12_plain_break_lets_queue_run_and_no_lock_runs_nested(
     fs: FakeSwitch, listener: SessionListener, esl: Client
 ) -> None:
     uuid, call = session(fs, listener)
-    play = execute(call, "playback", "tone_stream://%(1000,0,440);loops=-1")
+    # b2_park_then_join A: a playback WITHOUT event-lock lets the next message run nested
+    play = execute(call, "playback", "tone_stream://%(1000,0,440);loops=-1", lock=False)
     call.event("CHANNEL_EXECUTE", **{"Application-UUID": play})
     nested = execute(call, "set", "fsconf_nested_a=yes", lock=False)
     call.event("CHANNEL_EXECUTE_COMPLETE", **{"Application-UUID": nested})
-    queued = execute(call, "set", "fsconf_queued_c=yes", lock=True)
+    esl.api(f"uuid_break {uuid} all")
+    call.event("CHANNEL_EXECUTE_COMPLETE", **{"Application-UUID": play})
+    # C: behind an event-lock playback even a message without event-lock queues; a plain
+    # uuid_break lets it run after the playback
+    play = execute(call, "playback", "tone_stream://%(1000,0,440);loops=-1")
+    call.event("CHANNEL_EXECUTE", **{"Application-UUID": play})
+    queued = execute(call, "set", "fsconf_queued_c=yes", lock=False)
     esl.api(f"uuid_break {uuid}")
     call.event("CHANNEL_EXECUTE_COMPLETE", **{"Application-UUID": play})
     call.event("CHANNEL_EXECUTE_COMPLETE", **{"Application-UUID": queued})
