@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -30,7 +31,17 @@ KEYS: dict[str, str] = {
     "FSCONF_AUTH_TOKEN": "",
     "FSCONF_VOICE_URL": "",
     "FSCONF_VOICE_METHOD": "POST",
+    "FSCONF_DIAL_STRING": "loopback/{to}/default",
+    "FSCONF_DIALOUT_SOCKET": "",
 }
+"""``FSCONF_DIAL_STRING``: how a dial-out (Participants create) reaches its To;
+``{to}`` is replaced by the validated To (``+15551234567``, ``sip:a@b``,
+``client:name``). The default hands it to FreeSWITCH's own dialplan (context
+``default``). ``FSCONF_DIALOUT_SOCKET``: the ``host:port`` at which FreeSWITCH
+reaches fsconf's outbound server for an answered dial-out (default: the
+``FSCONF_OUTBOUND_LISTEN`` address)."""
+
+DIAL_STRING_CHARS = re.compile(r"[A-Za-z0-9_.+@:/=-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +66,24 @@ class Settings:
     auth_token: str = field(repr=False)
     voice_url: str
     voice_method: str
+    dial_string: str = KEYS["FSCONF_DIAL_STRING"]
+    dialout_socket: tuple[str, int] | None = None
+
+
+def parse_dial_string(value: str) -> str:
+    """A dial string template: one ``{to}``, and only dial-string characters
+    around it (no spaces, quotes, braces or ``$``)."""
+    before, sep, after = value.partition("{to}")
+    if not sep or "{to}" in after:
+        raise ConfigError(f"FSCONF_DIAL_STRING must contain {{to}} exactly once, got {value!r}")
+    if not (DIAL_STRING_CHARS.fullmatch(before) and DIAL_STRING_CHARS.fullmatch(after)):
+        raise ConfigError(
+            f"FSCONF_DIAL_STRING may only hold letters, digits and _.+@:/=- around {{to}},"
+            f" got {value!r}"
+        )
+    if "/" not in before:
+        raise ConfigError(f"FSCONF_DIAL_STRING must start with an endpoint type, got {value!r}")
+    return value
 
 
 def parse_address(name: str, value: str) -> tuple[str, int]:
@@ -119,4 +148,8 @@ def load_settings(
         auth_token=values["FSCONF_AUTH_TOKEN"],
         voice_url=values["FSCONF_VOICE_URL"],
         voice_method=method,
+        dial_string=parse_dial_string(values["FSCONF_DIAL_STRING"]),
+        dialout_socket=parse_address("FSCONF_DIALOUT_SOCKET", values["FSCONF_DIALOUT_SOCKET"])
+        if values["FSCONF_DIALOUT_SOCKET"]
+        else None,
     )

@@ -18,6 +18,11 @@ For each connection FreeSWITCH opens (``socket <fsconf> async full``),
 5. hangs the channel up if the program left it up (the server then says
    ``exit``).
 
+A leg fsconf dialled itself (REST Participants create) carries the channel
+variable ``fsconf_dialout=<CallSid>``: it has no TwiML, and goes to the
+dial-out handler instead (:mod:`fsconf.service.dialout`), which joins it to
+its conference with the REST parameters.
+
 A call whose account is unknown is refused (``CALL_REJECTED``) and not
 stored: the Call and Alert rows need an account. A storage failure is logged
 and never interrupts the call: the caller hears the application regardless.
@@ -29,12 +34,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from fsconf.calls.audio import AudioConfig
 from fsconf.calls.fetch import Fetcher
-from fsconf.calls.gateway import ConferenceGateway, NoConferenceGateway
+from fsconf.calls.gateway import CallHandle, ConferenceGateway, NoConferenceGateway
 from fsconf.calls.params import CallParams
 from fsconf.calls.program import ProgramConfig, RecordAlert
 from fsconf.calls.runner import CallRunner
@@ -52,6 +58,8 @@ from fsconf.store import (
 logger = logging.getLogger(__name__)
 
 VOICE_URL_VARIABLE = "fsconf_voice_url"
+DIALOUT_VARIABLE = "fsconf_dialout"
+"""Set by fsconf's own originate: the CallSid of a REST-created participant."""
 ACCOUNT_SID_VARIABLE = "fsconf_account_sid"
 # CHANNEL_DATA names the caller profile "Caller-*" (and some builds "Channel-*").
 _FROM_HEADERS = ("Caller-Caller-ID-Number", "Channel-Caller-ID-Number", "variable_caller_id_number")
@@ -84,6 +92,16 @@ class _Application:
     fallback_method: str
 
 
+class DialOutLegs(Protocol):
+    """Where answered dial-out legs go (:class:`fsconf.service.dialout.DialOut`)."""
+
+    def answered(
+        self,
+        session: OutboundSession,
+        make_handle: Callable[[OutboundSession, CallParams, str], CallHandle],
+    ) -> None: ...
+
+
 def _first(data: Mapping[str, str], *names: str) -> str:
     for name in names:
         value = data.get(name)
@@ -102,15 +120,24 @@ class CallService:
         settings: CallSettings,
         fetcher: Fetcher | None = None,
         gateway: ConferenceGateway | None = None,
+        dialout: DialOutLegs | None = None,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
         self.fetcher = fetcher or Fetcher()
         self.gateway = gateway or NoConferenceGateway()
+        self.dialout = dialout
 
     def handle(self, session: OutboundSession) -> None:
         """The :class:`~fsconf.esl.outbound.OutboundServer` handler."""
         session.setup()
+        if session.variable(DIALOUT_VARIABLE) is not None:
+            if self.dialout is None:
+                logger.error("%s: a dial-out leg, but dial-out is off: refused", session.log_name)
+                session.hangup("CALL_REJECTED")
+            else:
+                self.dialout.answered(session, self._dialout_handle)
+            return
         application = self._application(session)
         if application is None:
             session.hangup("CALL_REJECTED")
@@ -146,6 +173,25 @@ class CallService:
                     session.hangup()
                 except EslError as error:
                     logger.info("%s: final hangup: %s", call_sid, error)
+
+    def _dialout_handle(
+        self, session: OutboundSession, call: CallParams, auth_token: str
+    ) -> CallHandle:
+        """The handle a dial-out leg joins with: wait audio, alerts, as a TwiML call's."""
+        return CallHandle(
+            session,
+            call,
+            auth_token=auth_token,
+            fetcher=self.fetcher,
+            audio_config=AudioConfig(
+                default_hold=self.settings.default_hold,
+                tts=self.settings.tts,
+                max_idle_documents=self.settings.max_idle_documents,
+            ),
+            on_alert=lambda error: self._store_alert(
+                call, RecordAlert(error.code, str(error), error.url)
+            ),
+        )
 
     # --- steps -------------------------------------------------------------------------
 

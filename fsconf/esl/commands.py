@@ -50,6 +50,7 @@ _MEDIA = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!&()*+;=%,]{1,2048}")
 _EVENT_NAME = re.compile(r"[A-Z_]{2,40}|ALL")
 _SUBCLASS = re.compile(r"[a-z_]+::[a-z_]+")
 _HEADER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9A-Fa-f:.]{2,45}\]")
 _TTS = re.compile(r"[^\x00-\x1f\x7f${}|\\]{1,4000}")
 _FORBIDDEN = ("\r", "\n", "\x00")
 _DOLLARS = re.compile(r"\$(\d[\d,.]*)")
@@ -390,6 +391,23 @@ def originate_cmd(
     ``originate`` reads ``&app(args)`` up to the first ``)`` (captures,
     surprise 19), so an argument with ``)`` is refused.
     """
+    leg = _originate_leg(origination_uuid, endpoint, variables, timeout)
+    _check("app", app, _VAR_NAME, "an application name")
+    target = f"&{app}"
+    if app_arg is not None:
+        if ")" in app_arg or any(c in app_arg for c in _FORBIDDEN) or " " in app_arg:
+            raise EslArgumentError("app_arg", app_arg, "must have no ')' or spaces")
+        target += f"({app_arg})"
+    return f"originate {leg} {target}"
+
+
+def _originate_leg(
+    origination_uuid: str,
+    endpoint: str,
+    variables: Mapping[str, str] | None,
+    timeout: int | None,
+) -> str:
+    """``{origination_uuid=<ours>,...}<endpoint>``: the first word of originate."""
     merged = {"origination_uuid": check_uuid(origination_uuid, "origination_uuid")}
     for reserved in ("origination_uuid", "originate_timeout"):
         # Our correlation id (and the timeout argument) cannot be overridden
@@ -402,13 +420,41 @@ def originate_cmd(
             raise EslArgumentError("timeout", timeout, "must be 1..600 seconds")
         merged["originate_timeout"] = str(timeout)
     _check("endpoint", endpoint, _ENDPOINT, "a dial string like sofia/gateway/gw/+1555")
-    _check("app", app, _VAR_NAME, "an application name")
-    target = f"&{app}"
-    if app_arg is not None:
-        if ")" in app_arg or any(c in app_arg for c in _FORBIDDEN) or " " in app_arg:
-            raise EslArgumentError("app_arg", app_arg, "must have no ')' or spaces")
-        target += f"({app_arg})"
-    return f"originate {_vars_prefix(merged)}{endpoint} {target}"
+    return f"{_vars_prefix(merged)}{endpoint}"
+
+
+def socket_app_arg(host: str, port: int) -> str:
+    """The argument of the ``socket`` app: ``<host>:<port> async full``.
+
+    ``async full`` is what fsconf's outbound server expects of every call
+    (DESIGN, "Data flow" 2): events as they happen, and every api command.
+    """
+    _check("host", host, _HOST, "an IP address or host name")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise EslArgumentError("port", port, "must be 1..65535")
+    return f"{host}:{port} async full"
+
+
+def originate_socket_cmd(
+    *,
+    origination_uuid: str,
+    endpoint: str,
+    host: str,
+    port: int,
+    variables: Mapping[str, str] | None = None,
+    timeout: int | None = None,
+) -> str:
+    """``originate {origination_uuid=<ours>,...}<endpoint> '&socket(<host>:<port> async full)'``
+
+    ``originate`` splits its line on blanks outside single quotes and strips the
+    quotes (``switch_separate_string`` in switch_utils.c), so the quoted target
+    reaches it as one word with its spaces; it then cuts ``&app(args)`` at the
+    first ``)`` (surprise 19), which a validated host and port never contain.
+    On answer the leg runs ``socket``, which hands it to fsconf's outbound
+    server like any inbound call.
+    """
+    leg = _originate_leg(origination_uuid, endpoint, variables, timeout)
+    return f"originate {leg} '&socket({socket_app_arg(host, port)})'"
 
 
 def uuid_kill_cmd(uuid: str, cause: str = "NORMAL_CLEARING") -> str:

@@ -17,6 +17,7 @@ One log line per lifecycle step, with SIDs; secrets are never logged.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ import gevent
 import gevent.event
 import requests
 from gevent.pywsgi import WSGIServer
+from sqlalchemy import func, select
 
 from fsconf.api import create_app
 from fsconf.calls import CallService, CallSettings
@@ -35,11 +37,13 @@ from fsconf.esl.frames import ApiResponse, Event
 from fsconf.esl.inbound import InboundClient
 from fsconf.esl.outbound import OutboundServer
 from fsconf.service.conferences import ConferenceService
+from fsconf.service.dialout import DialOut
 from fsconf.service.live import LiveControl
 from fsconf.service.metrics import Metrics
-from fsconf.store import repositories
+from fsconf.store import models, repositories
 from fsconf.store.db import make_engine, make_session_factory, transaction
 from fsconf.store.migrate import upgrade
+from fsconf.store.times import utc_now
 from fsconf.webhooks.delivery import DeliveryWorker
 
 logger = logging.getLogger(__name__)
@@ -71,7 +75,11 @@ class Fsconf:
     def __init__(self, settings: Settings, *, tuning: Tuning | None = None) -> None:
         self.settings = settings
         self.tuning = tuning or Tuning()
-        self.db = make_engine(settings.database_url)
+        try:
+            self.db = make_engine(settings.database_url)
+        except Exception as error:
+            # One line, and never the URL itself (it may hold a password).
+            raise ConfigError(f"bad FSCONF_DATABASE_URL ({error.__class__.__name__})") from error
         self.sessions = make_session_factory(self.db)
         self.metrics = Metrics()
         self.delivery = DeliveryWorker(
@@ -101,7 +109,16 @@ class Fsconf:
             )
             for node in settings.esl_nodes
         ]
+        self.dialout = DialOut(
+            sessions=self.sessions,
+            conferences=self.conferences,
+            nodes=self.nodes,
+            socket_address=self._dialout_socket,
+            dial_string=settings.dial_string,
+            notify_callbacks=self.delivery.notify,
+        )
         self.calls = CallService(
+            dialout=self.dialout,
             sessions=self.sessions,
             settings=CallSettings(
                 account_sid=settings.account_sid,
@@ -112,7 +129,7 @@ class Fsconf:
             gateway=self.conferences,
         )
         self.outbound = OutboundServer(settings.outbound_listen, self.calls.handle)
-        self.control = LiveControl(self.conferences)
+        self.control = LiveControl(self.conferences, self.dialout)
         self.api = create_app(
             session_factory=self.sessions, control=self.control, public_url=settings.public_url
         )
@@ -141,7 +158,9 @@ class Fsconf:
         logger.info("fsconf stopping: no new calls, flushing the outbox")
         self.outbound.stop(timeout=grace)
         self.http.stop(timeout=grace)
-        self.delivery.run_once()
+        self.dialout.stop()
+        logger.info("fsconf: no longer taking calls or API requests; flushing the outbox")
+        self._flush_outbox(grace)
         self.delivery.stop(timeout=grace)
         self.conferences.stop()
         for node in self.nodes:
@@ -187,6 +206,34 @@ class Fsconf:
             if node.connected:
                 return node.api(text, check=False)
         return self.nodes[0].api(text, check=False)
+
+    def _flush_outbox(self, grace: float) -> None:
+        """Deliver what is due before exiting, for at most ``grace`` seconds.
+
+        A callback may wait behind its stream's request in flight (the worker
+        holds it): wait for that delivery, then go on.
+        """
+        deadline = time.monotonic() + grace
+        while self._due_callbacks() and time.monotonic() < deadline:
+            if not self.delivery.run_once():
+                self.delivered.wait(timeout=max(0.0, deadline - time.monotonic()))
+        left = self._due_callbacks()
+        if left:
+            logger.warning("fsconf: %d callback(s) left in the outbox for the next start", left)
+
+    def _due_callbacks(self) -> int:
+        with transaction(self.sessions) as session:
+            count = session.scalar(
+                select(func.count())
+                .select_from(models.Callback)
+                .where(models.Callback.status == "pending")
+                .where(models.Callback.next_attempt_at <= utc_now())
+            )
+        return int(count or 0)
+
+    def _dialout_socket(self) -> tuple[str, int]:
+        """Where FreeSWITCH reaches our outbound server for an answered dial-out."""
+        return self.settings.dialout_socket or self.outbound.address
 
     def _delivered(self, seconds: float) -> None:
         self.metrics.delivered(seconds)

@@ -29,6 +29,7 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -65,12 +66,15 @@ from fsconf.conference.model import (
     ConferenceState,
     ConferenceStatus,
     EngineConfig,
+    ParticipantSettings,
     Placement,
+    RecordingEvent,
     new_conference,
 )
 from fsconf.errors import EslError, FsconfError, TransitionError, TwilioApiError
 from fsconf.esl.frames import ApiResponse, Event
 from fsconf.service.adapt import engine_input, participant_settings, room_of
+from fsconf.service.trim import trim_silence
 from fsconf.store import models, repositories
 from fsconf.store.db import transaction
 from fsconf.store.ids import new_sid
@@ -97,7 +101,8 @@ class Room:
     def __init__(self, service: ConferenceService, state: ConferenceState) -> None:
         self.service = service
         self.state = state
-        self.queue: gevent.queue.Queue[_Item] = gevent.queue.Queue()
+        # None only wakes the worker to check whether the room can go (call_left).
+        self.queue: gevent.queue.Queue[_Item | None] = gevent.queue.Queue()
         self.changed = gevent.event.Event()
         self.calls: dict[str, CallHandle] = {}
         self.outcomes: dict[str, gevent.event.AsyncResult] = {}
@@ -117,12 +122,13 @@ class Room:
     def _run(self) -> None:
         while True:
             item = self.queue.get()
-            try:
-                self._apply(item)
-            except Exception as error:  # one bad input must not kill the room
-                logger.exception("%s: %r failed", self.sid, item.event)
-                if item.result is not None and not item.result.ready():
-                    item.result.set_exception(error)
+            if item is not None:
+                try:
+                    self._apply(item)
+                except Exception as error:  # one bad input must not kill the room
+                    logger.exception("%s: %r failed", self.sid, item.event)
+                    if item.result is not None and not item.result.ready():
+                        item.result.set_exception(error)
             if self.state.status is ConferenceStatus.COMPLETED and self._idle():
                 self.service._forget(self)
                 return
@@ -131,12 +137,18 @@ class Room:
         return (
             self.queue.empty()
             and not self.outcomes
-            and self.state.recording is None
+            # A finished recording stays in the state; only a running one keeps
+            # the room (its stop-recording still has to come).
+            and (
+                self.state.recording is None
+                or self.state.recording.status is not RecordingEvent.IN_PROGRESS
+            )
             and not self.timers
         )
 
     def _apply(self, item: _Item) -> None:
         now = self.service.clock()
+        before = self.state
         try:
             self.state, effects = apply(self.state, item.event, now)
         except (TwilioApiError, TransitionError) as error:
@@ -145,7 +157,9 @@ class Room:
             else:
                 logger.warning("%s: %s", self.sid, error)
             return
+        effects = _trim_recordings(self.sid, effects)
         self._store(effects, now)
+        _log_lifecycle(before, self.state)
         for effect in effects:
             self._act(effect)
         if item.result is not None:
@@ -232,7 +246,15 @@ class Room:
         handle = self.calls.pop(effect.call_sid, None)
         if outcome is not None:
             hung_up = bool(handle and handle.hungup)
-            outcome.set(DialOutcome(status=effect.dial_call_status, hung_up=hung_up))
+            # No action on the effect means "the next verb", even if the Dial
+            # has one (16025: a duplicate label continues with the next verb).
+            outcome.set(
+                DialOutcome(
+                    status=effect.dial_call_status,
+                    hung_up=hung_up,
+                    request_action=effect.action is not None,
+                )
+            )
 
     def start_timer(self, effect: StartTimer) -> None:
         self.cancel_timer(CancelTimer(effect.timer_id))
@@ -257,6 +279,62 @@ class Room:
         audio = self.audio.pop(call_sid, None)
         if audio is not None:
             audio.stop()
+        if self.state.status is ConferenceStatus.COMPLETED:
+            self.queue.put(None)  # the last call may have been all the room waited for
+
+
+def _trim_recordings(conference_sid: str, effects: tuple[Effect, ...]) -> tuple[Effect, ...]:
+    """trim-silence: trim a finished recording's file before it is published.
+
+    Only when fsconf can read the file (FreeSWITCH's recordings directory is
+    local or a shared mount); otherwise the recording is published as recorded.
+    The trimmed length replaces FreeSWITCH's in the row and in the callbacks
+    of this step (the spec: the duration may be less than the call's).
+    """
+    finished = [
+        e
+        for e in effects
+        if isinstance(e, RecordingFinished) and e.trim and e.status == "completed"
+    ]
+    if not finished:
+        return effects
+    result = list(effects)
+    for effect in finished:
+        trimmed = trim_silence(effect.path)
+        if trimmed is None:
+            logger.info("%s: %s not trimmed (not a local 16-bit WAV)", conference_sid, effect.path)
+            continue
+        duration = str(trimmed.duration_seconds)
+        size = str(trimmed.file_size)
+        for index, other in enumerate(result):
+            if other is effect:
+                result[index] = dataclasses.replace(
+                    effect, duration=trimmed.duration_seconds, file_size=trimmed.file_size
+                )
+            elif isinstance(other, Callback) and _about(other, effect.recording_sid):
+                changes = {"RecordingDuration": duration, "Duration": duration}
+                if other.get("RecordingFileSize") is not None:
+                    changes["RecordingFileSize"] = size
+                params = tuple((k, changes.get(k, v)) for k, v in other.params)
+                result[index] = dataclasses.replace(other, params=params)
+    return tuple(result)
+
+
+def _about(callback: Callback, recording_sid: str) -> bool:
+    url = callback.get("RecordingUrl") or ""
+    return callback.get("RecordingSid") == recording_sid or url.endswith("/" + recording_sid)
+
+
+def _log_lifecycle(before: ConferenceState, after: ConferenceState) -> None:
+    """One log line per lifecycle step (start, join, leave, end), with the SIDs."""
+    if after.status is not before.status:
+        logger.info("%s: conference %s", after.sid, after.status.value)
+    earlier = {p.call_sid for p in before.participants}
+    now_in = {p.call_sid for p in after.participants}
+    for call_sid in sorted(now_in - earlier):
+        logger.info("%s: participant %s joined", after.sid, call_sid)
+    for call_sid in sorted(earlier - now_in):
+        logger.info("%s: participant %s left", after.sid, call_sid)
 
 
 # --- storers ---------------------------------------------------------------------
@@ -403,6 +481,23 @@ class ConferenceService:
         finally:
             room.call_left(call.call_sid)
 
+    def join_settings(
+        self, call: CallHandle, friendly_name: str, settings: ParticipantSettings
+    ) -> DialOutcome:
+        """Like :meth:`join`, with settings built elsewhere (a REST dial-out,
+        :mod:`fsconf.service.dialout`, has no ``<Dial><Conference>``)."""
+
+        def arrival_for(room: Room) -> engine_events.ParticipantArrived:
+            return engine_events.ParticipantArrived(
+                call.call_sid, call.uuid, call.account_sid, friendly_name, settings
+            )
+
+        room, outcome = self._arrive(call, friendly_name, arrival_for)
+        try:
+            return self._wait_outcome(room, call, outcome)
+        finally:
+            room.call_left(call.call_sid)
+
     def _arrive(
         self,
         call: CallHandle,
@@ -436,7 +531,13 @@ class ConferenceService:
                     return done
                 if hangup.ready():
                     room.submit(engine_events.CallHungUp(call.call_sid))
-                    result: DialOutcome | None = outcome.get(timeout=self.confirm_timeout)
+                    # A hung-up call gets no ContinueCall (R7): it is done once it
+                    # has left the state (at once when parked, on del-member when
+                    # in the room), not after the confirmation timeout.
+                    with gevent.Timeout(self.confirm_timeout, False):
+                        while not outcome.ready() and room.state.find(call.call_sid):
+                            room.changed.wait()
+                    result: DialOutcome | None = outcome.get() if outcome.ready() else None
                     return result or DialOutcome(status="completed", hung_up=True)
                 gevent.wait([outcome, hangup], count=1)
         except gevent.Timeout:

@@ -11,6 +11,7 @@ A request the engine refuses raises :class:`TwilioApiError` with Twilio's code.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
 from fsconf.conference import events as engine_events
@@ -19,11 +20,17 @@ from fsconf.errors import TwilioApiError
 from fsconf.esl import commands
 from fsconf.service.conferences import ConferenceService, Room
 from fsconf.service.control import ParticipantCreate, ParticipantUpdate
+from fsconf.service.dialout import DialOut
 from fsconf.store import models
 from fsconf.store.db import transaction
-from fsconf.store.ids import new_sid
 
 RECORDING_ACTIONS = {"paused": "pause", "in-progress": "resume", "stopped": "stop"}
+
+
+def _announce_id() -> str:
+    # Not a stored SID (new_sid refuses "AN"): the id only travels in
+    # {fsconf_announce=...} and must match conferences._ANNOUNCE_ID.
+    return "AN" + secrets.token_hex(16)
 
 
 def _method(value: str | None, default: HttpMethod) -> HttpMethod:
@@ -33,8 +40,9 @@ def _method(value: str | None, default: HttpMethod) -> HttpMethod:
 class LiveControl:
     """The real :class:`~fsconf.service.control.ConferenceControl`."""
 
-    def __init__(self, service: ConferenceService) -> None:
+    def __init__(self, service: ConferenceService, dialout: DialOut | None = None) -> None:
         self.service = service
+        self.dialout = dialout
 
     def end_conference(self, *, account_sid: str, conference_sid: str) -> None:
         room = self.service.request(account_sid, conference_sid, engine_events.ApiEndConference())
@@ -45,7 +53,7 @@ class LiveControl:
     def announce_conference(
         self, *, account_sid: str, conference_sid: str, url: str, method: str
     ) -> None:
-        announce = engine_events.ApiAnnounce(new_sid("AN"), url, _method(method, HttpMethod.POST))
+        announce = engine_events.ApiAnnounce(_announce_id(), url, _method(method, HttpMethod.POST))
         self.service.request(account_sid, conference_sid, announce)
 
     def update_participant(
@@ -110,7 +118,7 @@ class LiveControl:
             wanted.append(
                 (
                     engine_events.ApiAnnounce(
-                        new_sid("AN"),
+                        _announce_id(),
                         update.announce_url,
                         _method(update.announce_method, HttpMethod.POST),
                         call_sid,
@@ -130,12 +138,11 @@ class LiveControl:
     def create_participant(
         self, *, account_sid: str, conference: str, create: ParticipantCreate
     ) -> str:
-        raise TwilioApiError(
-            21220,
-            "Creating participants (dial-out) needs a dial plan for the To number; "
-            "fsconf does not dial out yet",
-            400,
-        )
+        if self.dialout is None:
+            raise TwilioApiError(21220, "Dial-out is not configured in this fsconf", 400)
+        # Answers once the rows exist (participant "queued"); the leg is
+        # dialled in the background and joins on answer (fsconf.service.dialout).
+        return self.dialout.create(account_sid=account_sid, conference=conference, create=create)
 
     def update_recording(
         self, *, account_sid: str, conference_sid: str, recording_sid: str, status: str
