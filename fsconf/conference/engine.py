@@ -907,8 +907,9 @@ def _recording_started(
     callback = callbacks.recording_callback(state, recording, status, -1 if not event.error else 0)
     if callback is not None:
         effects.append(callback)
-    if event.error:
-        effects.append(_finished(state, recording, 0, 0))
+    # The row exists from the start (RecordingDuration -1 until it ends), so the
+    # REST API can list, pause and resume a recording in progress, as on Twilio.
+    effects.append(_finished(state, recording, 0 if event.error else -1, 0))
     return state
 
 

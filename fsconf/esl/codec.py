@@ -96,9 +96,9 @@ def _parse_header_lines(lines: list[str], decode: bool) -> dict[str, str]:
             # without a colon is not a header at all.
             name, sep, value = line.partition(":")
             if not sep:
-                raise EslProtocolError(f"not a header line: {line[:80]!r}")
+                raise EslProtocolError(f"not a header line ({len(line)} characters)")
         if not name:
-            raise EslProtocolError(f"empty header name: {line[:80]!r}")
+            raise EslProtocolError(f"empty header name ({len(line)} characters)")
         headers[name] = _unquote(value) if decode and "%" in value else value
     return headers
 
@@ -169,7 +169,7 @@ def _content_length(headers: Mapping[str, str], limit: int) -> int:
     # int() would also take " 12", "+12", "1_2" and non-ASCII digits: a
     # length is ASCII digits only, or the framing is not ESL.
     if not (raw.isascii() and raw.isdigit()):
-        raise EslProtocolError(f"bad Content-Length {raw[:40]!r}")
+        raise EslProtocolError(f"bad Content-Length ({len(raw)} characters, not a number)")
     if len(raw) > 12 or int(raw) > limit:
         raise EslProtocolError(f"Content-Length {raw[:40]} out of range")
     return int(raw)
@@ -462,7 +462,7 @@ class FrameDecoder:
             return _event_plain_at(data, start, end)
         reader = READERS.get(content_type)
         if reader is None:
-            raise EslProtocolError(f"unknown Content-Type {content_type[:60]!r}")
+            raise EslProtocolError(f"unknown Content-Type ({len(content_type)} characters)")
         # Frames keep their outer headers: each gets its own dict.
         return reader(headers.copy(), bytes(data[start:end]))
 

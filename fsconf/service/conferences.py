@@ -85,6 +85,9 @@ logger = logging.getLogger(__name__)
 
 _ANNOUNCE_ID = re.compile(r"\{fsconf_announce=([A-Za-z0-9]+)")
 
+RECORDING_PAUSES = {"pause-recording": "paused", "resume-recording": "in-progress"}
+"""conference::maintenance Actions that change a recording row's status."""
+
 ApiSender = Callable[[str], ApiResponse]
 """Send one api command text to the node that hosts the room."""
 
@@ -178,6 +181,9 @@ class Room:
                 STORERS[type(effect)](self, session, effect, now)
         if any(isinstance(e, Callback) for e in rows):
             self.service.notify_callbacks()
+        if any(isinstance(e, RecordingFinished) for e in rows):
+            self.service.recordings_changed.set()
+            self.service.recordings_changed.clear()
 
     # --- effects: the world ------------------------------------------------------------
 
@@ -461,6 +467,8 @@ class ConferenceService:
         self.clock = clock
         self.confirm_timeout = confirm_timeout
         self.rooms: dict[str, Room] = {}
+        # Set (then cleared) whenever a recording row changes on an event.
+        self.recordings_changed = gevent.event.Event()
 
     def api_for(self, conference_sid: str) -> ApiSender:
         return self._api  # type: ignore[return-value]
@@ -590,9 +598,24 @@ class ConferenceService:
         room = self.rooms.get(sid)
         if room is None:
             return
+        if event.action in RECORDING_PAUSES:
+            # Pause/resume have no Twilio callback and no engine state: the
+            # row follows FreeSWITCH's confirming event.
+            self._set_recording_status(sid, event.get("Path") or "", RECORDING_PAUSES[event.action])
+            return
         engine_event = engine_input(event, lambda: new_sid("RE"))
         if engine_event is not None:
             room.queue.put(_Item(engine_event))
+
+    def _set_recording_status(self, conference_sid: str, path: str, status: str) -> None:
+        with transaction(self.sessions) as session:
+            for recording in session.query(models.Recording).filter_by(
+                conference_sid=conference_sid, path=path
+            ):
+                if recording.status in ("in-progress", "paused"):
+                    recording.status = status
+        self.recordings_changed.set()
+        self.recordings_changed.clear()
 
     # --- REST / CLI requests -----------------------------------------------------
 

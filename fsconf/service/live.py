@@ -14,6 +14,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 
+import gevent
+
 from fsconf.conference import events as engine_events
 from fsconf.conference.model import ConferenceState, ConferenceStatus, HttpMethod
 from fsconf.errors import TwilioApiError
@@ -25,6 +27,17 @@ from fsconf.store import models
 from fsconf.store.db import transaction
 
 RECORDING_ACTIONS = {"paused": "pause", "in-progress": "resume", "stopped": "stop"}
+# Which row statuses each requested Status may start from, and where it ends.
+RECORDING_FROM = {
+    "paused": frozenset({"in-progress"}),
+    "in-progress": frozenset({"paused"}),
+    "stopped": frozenset({"in-progress", "paused"}),
+}
+RECORDING_DONE = {
+    "paused": frozenset({"paused"}),
+    "in-progress": frozenset({"in-progress"}),
+    "stopped": frozenset({"stopped", "completed", "absent"}),
+}
 
 
 def _announce_id() -> str:
@@ -150,15 +163,43 @@ class LiveControl:
         action = RECORDING_ACTIONS.get(status)
         if action is None:
             raise TwilioApiError(21220, f"Invalid recording status {status!r}", 400)
-        with transaction(self.service.sessions) as session:
-            recording = session.get(models.Recording, recording_sid)
-            if recording is None or recording.account_sid != account_sid or not recording.path:
-                raise TwilioApiError(20404, f"Recording {recording_sid} was not found", 404)
-            path = recording.path
+        current, path = self._recording(account_sid, conference_sid, recording_sid)
+        if current not in RECORDING_FROM[status]:
+            # Twilio refuses a transition the recording is not in a state for
+            # (pausing a completed recording, resuming one that is not paused).
+            raise TwilioApiError(
+                21220, f"Recording {recording_sid} is {current}: cannot set {status}", 400
+            )
         command = commands.conference_recording_cmd(conference_sid, action, path)  # type: ignore[arg-type]
         reply = self.service.api_for(conference_sid)(command)
         if reply.is_error:
             raise TwilioApiError(21220, f"FreeSWITCH refused: {reply.body.strip()}", 400)
+        self._wait_recording(account_sid, conference_sid, recording_sid, RECORDING_DONE[status])
+
+    def _recording(
+        self, account_sid: str, conference_sid: str, recording_sid: str
+    ) -> tuple[str, str]:
+        with transaction(self.service.sessions) as session:
+            recording = session.get(models.Recording, recording_sid)
+            if (
+                recording is None
+                or recording.account_sid != account_sid
+                or recording.conference_sid != conference_sid
+                or not recording.path
+            ):
+                raise TwilioApiError(20404, f"Recording {recording_sid} was not found", 404)
+            return recording.status, recording.path
+
+    def _wait_recording(
+        self, account_sid: str, conference_sid: str, recording_sid: str, wanted: frozenset[str]
+    ) -> None:
+        """Until FreeSWITCH's event has moved the row (the DB follows events)."""
+        changed = self.service.recordings_changed
+        with gevent.Timeout(self.service.confirm_timeout, False):
+            while self._recording(account_sid, conference_sid, recording_sid)[0] not in wanted:
+                changed.wait(timeout=0.5)
+            return
+        raise TwilioApiError(20500, "FreeSWITCH did not confirm the recording change", 500)
 
     def _room_with(self, account_sid: str, conference_sid: str, call_sid: str) -> Room:
         room = self.service.rooms.get(conference_sid)

@@ -665,3 +665,29 @@ def test_command_decoder_bad_content_length_stays_broken():
         decoder.next_command()
     with pytest.raises(EslProtocolError):
         decoder.next_command()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"Content-Type: text/plain\nSECRET-no-colon-line\n\n",
+        b"Content-Type: text/event-plain\nContent-Length: SECRETx\n\n",
+        b"Content-Type: SECRET/type\n\n",
+    ],
+)
+def test_protocol_errors_never_quote_what_the_peer_sent(frame):
+    """Error texts end up in logs: they measure the offending bytes, never show them."""
+    decoder = FrameDecoder()
+    with pytest.raises(EslProtocolError) as info:
+        decoder.frames(frame)
+    assert "SECRET" not in str(info.value)
+
+
+def test_a_lazily_parsed_bad_header_block_raises_without_quoting_it():
+    body = b"Event-Name: CUSTOM\nSECRET-garbage-line\n\n"
+    frame = b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(body) + body
+    [event] = FrameDecoder().frames(frame)
+    assert event.name == "CUSTOM"
+    with pytest.raises(EslProtocolError) as info:
+        dict(event.headers)
+    assert "SECRET" not in str(info.value)
