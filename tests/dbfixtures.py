@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine
@@ -44,19 +45,11 @@ def postgres_base_url() -> str:
     return url
 
 
-@pytest.fixture(params=BACKENDS)
-def db_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def db_url(db_backend: str, tmp_path: os.PathLike[str]) -> Iterator[str]:
-    """An empty database of the given backend, private to this test."""
-    if db_backend == "sqlite":
-        yield f"sqlite:///{tmp_path}/t.db"
-        return
+@contextmanager
+def private_postgres_schema(prefix: str) -> Iterator[str]:
+    """A URL on the test server whose search_path is a fresh schema, dropped after."""
     base = postgres_base_url()
-    schema = f"fsconf_test_{secrets.token_hex(6)}"
+    schema = f"{prefix}_{secrets.token_hex(6)}"
     admin = create_engine(base, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
@@ -68,6 +61,21 @@ def db_url(db_backend: str, tmp_path: os.PathLike[str]) -> Iterator[str]:
             connection.exec_driver_sql("SET lock_timeout = '10s'")
             connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def db_url(db_backend: str, tmp_path: os.PathLike[str]) -> Iterator[str]:
+    """An empty database of the given backend, private to this test."""
+    if db_backend == "sqlite":
+        yield f"sqlite:///{tmp_path}/t.db"
+        return
+    with private_postgres_schema("fsconf_test") as url:
+        yield url
 
 
 @pytest.fixture

@@ -11,17 +11,13 @@ and rows, so the tests stay independent of their order.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from fsconf.demo import Stack, running_stack
-from tests.dbfixtures import BACKENDS, postgres_base_url
+from tests.dbfixtures import BACKENDS, private_postgres_schema
 
 
 @pytest.fixture(scope="package", params=BACKENDS)
@@ -32,19 +28,8 @@ def stack_db_url(
         directory: Path = tmp_path_factory.mktemp("hostile")
         yield f"sqlite:///{directory}/stack.db"
         return
-    base = postgres_base_url()
-    schema = f"fsconf_hostile_{secrets.token_hex(6)}"
-    admin = create_engine(base, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql("SET lock_timeout = '10s'")
-            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.dispose()
+    with private_postgres_schema("fsconf_hostile") as url:
+        yield url
 
 
 @pytest.fixture(scope="package")
