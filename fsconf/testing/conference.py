@@ -625,6 +625,33 @@ def parse_app_arg(arg: str) -> tuple[str, str, set[str]]:
     return match.group("room"), match.group("profile") or "default", flags
 
 
+def split_words(line: str) -> list[str]:
+    """The api line's words as mod_conference reads them: blanks outside ``'...'``
+    separate words and the quotes are removed (switch_utils.c
+    ``separate_string_blank_delim`` / ``cleanup_separated_string``), so a quoted
+    playlist with TTS text is one word."""
+    if "'" not in line:
+        return line.split()
+    words: list[str] = []
+    word: list[str] | None = None
+    quoted = False
+    for char in line:
+        if char == "'":
+            quoted = not quoted
+            word = word if word is not None else []
+        elif char == " " and not quoted:
+            if word is not None:
+                words.append("".join(word))
+            word = None
+        else:
+            if word is None:
+                word = []
+            word.append(char)
+    if word is not None:
+        words.append("".join(word))
+    return words
+
+
 def split_vars(file: str) -> tuple[list[tuple[str, str]], str]:
     """``{a=1,b=2}file`` -> ([(a, 1), (b, 2)], file)."""
     match = _VARS_RE.match(file)
@@ -749,9 +776,10 @@ def _hold(room: Room, member: Member, args: list[str]) -> None:
 def _unhold(room: Room, member: Member, args: list[str]) -> None:
     member.hold = False
     room.fire("unhold-member", member)
-    if member.hold_file:  # the hold music ends after unhold-member (b2_hold_native)
+    if member.hold_file:  # the hold music ends after unhold-member (b2_hold_native) ...
         file, member.hold_file = member.hold_file, None
-        room.fire_play_done(file, "9000", [], member)
+        # ... when the member's thread next reads a frame (after a start-talking of that frame)
+        room.switch.after_frame(lambda: room.fire_play_done(file, "9000", [], member))
 
 
 def _kick(room: Room, member: Member, args: list[str]) -> str:
@@ -764,8 +792,17 @@ def _hup(room: Room, member: Member, args: list[str]) -> None:
 
 
 def _dtmf(room: Room, member: Member, args: list[str]) -> str:
+    """The member's channel SENDS the digits (B2.3/B2.15): dtmf-member on the member's next
+    frame, then the far loopback leg receives them (mute_hold_kick, b2_hangup_on_star)."""
     digits = args[0] if args else ""
-    room.fire("dtmf-member", member, {"Digits": digits})
+
+    def send() -> None:
+        room.fire("dtmf-member", member, {"Digits": digits})
+        other = member.channel.other
+        if other is not None and not other.hungup:
+            other.receive_dtmf(digits, "UNKNOWN")
+
+    room.switch.after_frame(send)
     return f"+OK sent {digits} to {member.id}\n"
 
 
@@ -990,7 +1027,8 @@ def _relate(room: Room, args: list[str]) -> str:
         ids = [int(x) for x in args[0].split(",") if x.isdigit()] if args else None
         lines = [
             f"{a} -> {b} {what.upper()} HEAR NOSENDVIDEO \n"
-            for (a, b), what in sorted(room.relations.items(), key=lambda kv: -kv[0][1])
+            # newest first: mod_conference prepends each new relationship to its list
+            for (a, b), what in reversed(list(room.relations.items()))
             if ids is None or a in ids
         ]
         if not room.relations:
@@ -1015,6 +1053,12 @@ def _relate(room: Room, args: list[str]) -> str:
                 out.append(f"+OK relationship {a}->{b} cleared.\n")
             else:
                 room.relations[key] = args[2]
+                if args[2] == "nospeak":
+                    # the member's talk state restarts silently: no stop-talking, and a
+                    # start-talking on its next voiced frame (b2_relate_coach)
+                    member = room.find(int(a))
+                    if member is not None:
+                        member.talking = False
                 out.append(f"+OK {a}->{b} {args[2]} set\n")
     return "".join(out)
 
@@ -1230,7 +1274,7 @@ for _name in ("energy", "volume_in", "volume_out", "auto-energy", "max-energy", 
 
 def api(switch: FakeSwitch, argument: str) -> str:
     """The body of ``api conference <argument>``."""
-    words = argument.split()
+    words = split_words(argument)
     if not words:
         return switch.conference_help
     rooms = list(reversed(switch.rooms.values()))

@@ -166,6 +166,7 @@ class Channel:
         self.other: Channel | None = None
         self.connection: Connection | None = None
         self.member: conf.Member | None = None
+        self.recordings: set[str] = set()  # uuid_record paths (no audio is written)
         self.queue: Queue[Message | None] = Queue()
         self.running = 0
         self.parked = 0
@@ -176,6 +177,7 @@ class Channel:
         self.breakables: list[GEvent] = []
         self.pending_hangup: str | None = None
         self.socket_parked = False
+        self.socket_released = False
         self.ended_by_room = False
         self.playback_error = False
         self.hangup_when_done = False
@@ -384,8 +386,13 @@ class Channel:
             if message.arg:
                 self.variables["current_application_data"] = message.arg
             self.fire("CHANNEL_EXECUTE", extra)
+            # B13: every app starts with no response; one that sets none reports what the
+            # last app nested inside it set (a conference that ran a playback: FILE PLAYED)
+            self.variables.pop("current_application_response", None)
             response = app(self, message.arg) if app is not None else "_none_"
-            self.variables["current_application_response"] = response
+            if response != "_none_":
+                self.variables["current_application_response"] = response
+            response = self.variables.get("current_application_response") or "_none_"
             extra["Application-Response"] = response
             self.fire("CHANNEL_EXECUTE_COMPLETE", extra)
         finally:
@@ -399,6 +406,18 @@ class Channel:
             self.complete_hangup()
         elif self.hangup_when_done and not self.running and self.queue.empty():
             self.hangup("NORMAL_CLEARING")
+
+    def release_socket(self) -> None:
+        """The controlling socket went away (mod_event_socket's listener_run
+        ending): CF_CONTROLLED is cleared, which ends the socket app's park once
+        the app running inside it returns (a member stays in its room until it
+        leaves); then the dialplan is over and the channel hangs up
+        NORMAL_CLEARING. (``socket_resume`` is not modelled.)"""
+        self.socket_released = True
+        if self.parked:
+            self.queue.put(None)  # wake the park loop; it ends after the current app
+        elif not self.running:
+            gevent.spawn(self.hangup, "NORMAL_CLEARING")
 
     def park_loop(self) -> None:
         """Run queued messages until the channel hangs up (park, socket)."""
@@ -502,6 +521,8 @@ def _app_socket(channel: Channel, arg: str) -> str:
     channel.park_loop()
     if channel.socket_parked:
         channel.fire("CHANNEL_UNPARK")
+    if channel.socket_released and not channel.hungup:
+        channel.pending_hangup = "NORMAL_CLEARING"  # the dialplan ends after `socket`
     return "_none_"
 
 
@@ -1054,17 +1075,21 @@ class FakeSwitch:
             self.connections.remove(connection)
         channel = connection.channel
         if channel is not None and connection.outbound:
-            # A client that closes its call socket ends the call (like FreeSWITCH).
+            if self.channels.get(channel.uuid) is not channel:
+                return  # gone with a restart()
             if channel.hungup:
                 channel.destroy()
             else:
-                gevent.spawn(channel.hangup, "NORMAL_CLEARING")
+                channel.release_socket()
 
     # --- control API --------------------------------------------------------------------
 
-    def drop_connections(self) -> None:
-        """Close every ESL connection abruptly (no notice)."""
+    def drop_connections(self, kind: str | None = None) -> None:
+        """Close every ESL connection abruptly (no notice); ``kind="inbound"``
+        or ``"outbound"`` closes only those."""
         for connection in list(self.connections):
+            if kind is not None and connection.outbound != (kind == "outbound"):
+                continue
             connection.closed = True
             connection.out.put(None)
             with contextlib.suppress(OSError):
@@ -1231,6 +1256,14 @@ class FakeSwitch:
 
     def is_missing(self, file: str) -> bool:
         _, bare = conf.split_vars(file)
+        # B17: http:// is mod_httapi's, http_cache:// mod_http_cache's; without the module
+        # the file is not found. Both read the same URLs (``missing_files`` holds 404s).
+        if bare.startswith("http_cache://"):
+            if "mod_http_cache" not in self.modules or bare in self.missing_files:
+                return True
+            bare = bare[len("http_cache://"):]
+        elif bare.startswith(("http://", "https://")) and "mod_httapi" not in self.modules:
+            return True
         return bare in self.missing_files or bare.startswith(
             conf.MISSING_FILE_PREFIXES + conf.UNPLAYABLE_PREFIXES
         )
@@ -1457,6 +1490,20 @@ def _api_uuid_send_dtmf(switch: FakeSwitch, channel: Channel, args: list[str]) -
     return f"+OK {channel.uuid} sent DTMF {digits}.\n"
 
 
+UUID_RECORD_USAGE = "<uuid> [start|stop|mask|unmask] <path> [<limit>] [<recording_vars>]"
+
+
+def _api_uuid_record(switch: FakeSwitch, channel: Channel, args: list[str]) -> str:
+    """``uuid_record <uuid> start|stop <path>``: a media bug on the channel (no audio here)."""
+    if len(args) < 2 or args[0] not in ("start", "stop", "mask", "unmask"):
+        return f"-USAGE: {UUID_RECORD_USAGE}\n"
+    if args[0] == "start":
+        channel.recordings.add(args[1])
+    elif args[0] == "stop":
+        channel.recordings.discard(args[1])
+    return "+OK Success\n"
+
+
 def _api_uuid_exists(switch: FakeSwitch, argument: str) -> str:
     channel = switch.channels.get(argument.strip())
     return "true" if channel is not None and not channel.hungup else "false"
@@ -1654,6 +1701,7 @@ API: dict[str, Callable[[FakeSwitch, str], str]] = {
     "uuid_recv_dtmf": _with_channel("<uuid> <dtmf_data>", _api_uuid_recv_dtmf),
     "uuid_send_dtmf": _with_channel("<uuid> <dtmf_data>", _api_uuid_send_dtmf),
     "uuid_exists": _api_uuid_exists,
+    "uuid_record": _with_channel(UUID_RECORD_USAGE, _api_uuid_record),
     "show": _api_show,
     "originate": lambda switch, argument: switch.originate(argument),
     "conference": lambda switch, argument: conf.api(switch, argument),

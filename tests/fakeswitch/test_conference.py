@@ -264,3 +264,114 @@ def test_show_channels_count_and_json(esl: Client) -> None:
     assert esl.api(f"uuid_getvar {ALICE} foo") == "bar"
     esl.send(commands.api(f"uuid_kill {ALICE}"))
     esl.event("CHANNEL_DESTROY", **{"Unique-ID": ALICE})
+
+
+def _b_leg(esl: Client, uuid: str) -> str:
+    return esl.api(f"uuid_getvar {uuid} other_loopback_leg_uuid")
+
+
+def test_conference_dtmf_is_sent_by_the_member(esl: Client) -> None:
+    """mute_hold_kick / b2_hangup_on_star: dtmf-member on the member's next frame, then the far
+    loopback leg receives the digits (the member's channel SENDS them)."""
+    originate(esl, ALICE, "Ann", "1", "room-d@default")
+    ann = member_id(esl, ALICE)
+    far = _b_leg(esl, ALICE)
+    assert esl.api(f"conference room-d dtmf {ann} 12") == f"+OK sent 12 to {ann}\n"
+    assert esl.event("dtmf-member").get("Digits") == "12"
+    assert esl.event("DTMF", **{"Unique-ID": far}).get("DTMF-Digit") == "1"
+    assert esl.event("DTMF", **{"Unique-ID": far}).get("DTMF-Digit") == "2"
+
+
+def test_relate_lists_newest_first_and_nospeak_restarts_talk(
+    fs: FakeSwitch, esl: Client
+) -> None:
+    """b2_relate_coach: relationships are listed newest first; setting nospeak silently clears
+    the member's talking state (no stop-talking; a start-talking on its next voiced frame)."""
+    originate(esl, ALICE, "Customer", "1", "room-r@default")
+    originate(esl, BOB, "Agent", "2", "room-r@default")
+    originate(esl, CID, "Coach", "3", "room-r@default")
+    customer, agent, coach = member_id(esl, ALICE), member_id(esl, BOB), member_id(esl, CID)
+    fs.start_talking(CID)
+    esl.event("start-talking", **{"Unique-ID": CID})
+    room = "conference room-r"
+    assert esl.api(f"{room} relate {coach} {coach} nospeak") == \
+        f"+OK {coach}->{coach} nospeak set\n"
+    line = next(x for x in esl.api(f"{room} list").splitlines() if x.startswith(f"{coach};"))
+    assert "talking" not in line.split(";")[5]
+    assert esl.api(f"{room} relate {coach} {customer},{agent} nospeak") == (
+        f"+OK {coach}->{customer} nospeak set\n+OK {coach}->{agent} nospeak set\n")
+    assert esl.api(f"{room} relate {coach}") == (
+        f"{coach} -> {agent} NOSPEAK HEAR NOSENDVIDEO \n"
+        f"{coach} -> {customer} NOSPEAK HEAR NOSENDVIDEO \n"
+        f"{coach} -> {coach} NOSPEAK HEAR NOSENDVIDEO \n"
+    )
+    fs.start_talking(CID)
+    event = esl.event("start-talking", **{"Unique-ID": CID})
+    assert event.get("Talking") == "true"
+
+
+def test_uuid_record_answers_success(esl: Client) -> None:
+    originate(esl, ALICE, "Ann", "1", "room-u@default")
+    member_id(esl, ALICE)
+    assert esl.api(f"uuid_record {ALICE} start /tmp/x.wav") == "+OK Success\n"
+    assert esl.api(f"uuid_record {ALICE} stop /tmp/x.wav") == "+OK Success\n"
+    assert esl.api(f"uuid_record {ALICE}").startswith("-USAGE: ")
+
+
+def test_hold_file_ends_on_the_frame_after_unhold(fs: FakeSwitch, esl: Client) -> None:
+    """b2_hold_native: play-file-member-done of the hold music comes one frame after
+    unhold-member, after a start-talking of that frame (so it says Talking: true)."""
+    originate(esl, ALICE, "Talker", "1", "room-h@default")
+    originate(esl, BOB, "Held", "2", "room-h@default")
+    held = member_id(esl, BOB)
+    room = "conference room-h"
+    assert esl.api(f"{room} hold {held} tone_stream://%(1000,500,440);loops=-1") == \
+        f"+OK hold {held}\n"
+    esl.event("hold-member")
+    assert esl.api(f"{room} unhold {held}") == f"+OK unhold {held}\n"
+    esl.event("unhold-member")
+    fs.start_talking(BOB)
+    seen = esl.drain_until("play-file-member-done")
+    assert "start-talking" in [e.get("Action") for e in seen]
+    assert seen[-1].get("Talking") == "true"
+
+
+def test_b13_application_response_of_the_last_app_inside(esl: Client) -> None:
+    """b2_park_then_join: every app starts without a response, so a `set` after a playback
+    says _none_, while a conference that ran a nested playback says FILE PLAYED."""
+    esl.api(f"originate {{origination_uuid={ALICE}}}loopback/silent/default &park")
+    esl.event("CHANNEL_PARK", **{"Unique-ID": ALICE})
+
+    def run(app: str, arg: str | None, event_uuid: str, lock: bool = True) -> None:
+        esl.command(commands.sendmsg_execute(
+            app, arg, event_uuid=event_uuid, uuid=ALICE, event_lock=lock))
+
+    play, set_, conference, nested = (f"00000000-0000-0000-0000-00000000000{i}" for i in "1234")
+    run("playback", "tone_stream://%(100,0,440)", play)
+    assert esl.event("CHANNEL_EXECUTE_COMPLETE", **{"Application-UUID": play}).get(
+        "Application-Response") == "FILE PLAYED"
+    run("set", "a=b", set_)
+    assert esl.event("CHANNEL_EXECUTE_COMPLETE", **{"Application-UUID": set_}).get(
+        "Application-Response") == "_none_"
+    run("conference", "room-b13@fsconf", conference, lock=False)
+    me = member_id(esl, ALICE)
+    run("playback", "tone_stream://%(100,0,440)", nested, lock=False)
+    esl.event("CHANNEL_EXECUTE_COMPLETE", **{"Application-UUID": nested})
+    assert esl.api(f"conference room-b13 kick {me}") == f"+OK kicked {me}\n"
+    assert esl.event("CHANNEL_EXECUTE_COMPLETE", **{"Application-UUID": conference}).get(
+        "Application-Response") == "FILE PLAYED"
+
+
+def test_b17_http_playback_needs_its_module_and_a_reachable_url(
+    fs: FakeSwitch, esl: Client
+) -> None:
+    url = "http://127.0.0.1:8099/run/tone.wav"
+    fs.missing_files.add("http://127.0.0.1:8099/run/missing404.wav")
+    assert not fs.is_missing(url)
+    assert fs.is_missing("http://127.0.0.1:8099/run/missing404.wav")
+    assert fs.is_missing("http_cache://http://127.0.0.1:8099/run/missing404.wav")
+    assert esl.api("unload mod_httapi").startswith("+OK")
+    assert fs.is_missing(url)
+    assert not fs.is_missing(f"http_cache://{url}")
+    esl.api("load mod_httapi")
+    assert not fs.is_missing(url)
