@@ -72,6 +72,16 @@ R14 Anything else that cannot happen in the current state (an event for an
     unknown call, add-member for a parked call, an unknown announcement)
     raises TransitionError naming the state and the event. An event about a
     call that already left this conference is stale and ignored.
+R15 Reconciliation. After the event socket was down, or FreeSWITCH or fsconf
+    restarted, the shell compares the state with what FreeSWITCH shows and
+    reports the calls that are gone in one MembersVanished: each leaves as if
+    its del-member had come (participant_hung_up; ParticipantCallStatus
+    completed when the channel is gone, in-progress and the call goes on when
+    it is still up), in arrival order, with no kick sent; then the conference
+    ends if nobody is left or one of them had endConferenceOnExit (ending
+    reason from that one, else from the last). A call that already left is
+    skipped, so a leave is reported once whichever of del-member, CHANNEL_HANGUP
+    and reconciliation comes first. After the end it is stale (R13).
 """
 
 from __future__ import annotations
@@ -113,6 +123,7 @@ from fsconf.conference.events import (
     MemberHeld,
     MemberKicked,
     MemberMuted,
+    MembersVanished,
     MemberUnheld,
     MemberUnmuted,
     ParticipantArrived,
@@ -214,6 +225,7 @@ IGNORED_AFTER_END: frozenset[type] = frozenset(
         CallHungUp,
         WaitAudioFailed,
         TimerFired,
+        MembersVanished,
         StartTalking,
         StopTalking,
         MemberMuted,
@@ -536,6 +548,39 @@ def _join_refused(
     return _departed(state, participant, Departure.ADD_FAILED, False, now, effects)
 
 
+# --- Reconciliation (R15) -------------------------------------------------------------------
+
+
+def _members_vanished(
+    state: ConferenceState, event: MembersVanished, now: datetime, effects: Effects
+) -> ConferenceState:
+    gone: list[tuple[Participant, bool]] = []
+    for call_sid, call_up in event.calls:
+        participant = _participant(state, event, call_sid)
+        if participant is not None and all(p is not participant for p, _ in gone):
+            gone.append((participant, participant.hung_up or not call_up))
+    if not gone:
+        return state
+    ender: tuple[Participant, Departure] | None = None
+    last: tuple[Participant, Departure] | None = None
+    for participant, hung_up in gone:
+        departure = participant.pending_leave or (Departure.HUNG_UP if hung_up else Departure.LEFT)
+        state = _leave(state, participant, departure, hung_up, now, effects)
+        last = (participant, departure)
+        if participant.end_conference_on_exit and ender is None:
+            ender = last
+    if ender is None and state.participants:
+        return state
+    assert last is not None
+    participant, departure = ender or last
+    ending = Ending(
+        ENDINGS[(participant.end_conference_on_exit, departure is Departure.KICKED)],
+        participant.call_sid,
+        participant.label,
+    )
+    return _end(state, ending, Departure.ENDED_BY_MODERATOR, now, effects)
+
+
 # --- The call layer's facts (R7, R11) --------------------------------------------------------
 
 
@@ -712,8 +757,8 @@ def _flag_confirmed(flag: Flag, value: bool, event_name: str) -> Handler:
 def _hold_cmd(state: ConferenceState, participant: Participant, member_id: int) -> str:
     # Native hold needs playable audio, or the member keeps hearing the room (B10).
     url = participant.hold_url
-    media = commands.http_media(url) if url else state.config.hold_media
-    return commands.conference_hold_cmd(state.sid, member_id, media)
+    media = participant.hold_media or (commands.http_media(url) if url else state.config.hold_media)
+    return commands.conference_hold_media_cmd(state.sid, member_id, media)
 
 
 def _api_mute(
@@ -733,7 +778,10 @@ def _api_hold(
     participant = _api_participant(state, event.call_sid)
     if event.hold:
         participant = dataclasses.replace(
-            participant, hold_url=event.hold_url, hold_method=event.hold_method
+            participant,
+            hold_url=event.hold_url,
+            hold_method=event.hold_method,
+            hold_media=event.media,
         )
         state = _replace(state, participant)
     if participant.member_id is None:
@@ -794,14 +842,19 @@ def _api_announce(
                 ERROR_UNEXPECTED_STATUS, f"participant {event.call_sid} is not in the room"
             )
         member_id = participant.member_id
+    announcement = Announcement(event.announce_id, event.url, event.call_sid)
+    if event.error is not None:
+        # Nothing to play (the AnnounceUrl failed): fail now, as a -ERR would.
+        return _announcement_failed(state, announcement, event.error, now, effects)
     media = event.media or commands.http_media(event.url)
     variables = {mapping.ANNOUNCE_VAR: event.announce_id}
     effects.append(
         SendApi(
-            commands.conference_play_cmd(state.sid, media, member_id=member_id, variables=variables)
+            commands.conference_play_media_cmd(
+                state.sid, media, member_id=member_id, variables=variables
+            )
         )
     )
-    announcement = Announcement(event.announce_id, event.url, event.call_sid)
     return dataclasses.replace(state, announcements=(*state.announcements, announcement))
 
 
@@ -819,18 +872,27 @@ def _announcement_over(
     state = dataclasses.replace(
         state, announcements=tuple(a for a in state.announcements if a is not announcement)
     )
+    if isinstance(event, PlayFailed):
+        return _announcement_failed(state, announcement, event.reason, now, effects)
+    participant = state.find(announcement.call_sid) if announcement.call_sid else None
+    extra = (("AnnounceUrl", announcement.url),)
+    return _callback(state, effects, "announcement-end", now, participant, extra)
+
+
+def _announcement_failed(
+    state: ConferenceState,
+    announcement: Announcement,
+    reason: str,
+    now: datetime,
+    effects: Effects,
+) -> ConferenceState:
     # Participant parameters only if the participant is still present (spec).
     participant = state.find(announcement.call_sid) if announcement.call_sid else None
-    if isinstance(event, PlayFailed):
-        name = "announcement-fail"
-        extra: callbacks.Params = (
-            ("ReasonAnnouncementFailed", event.reason),
-            ("AnnounceUrl", announcement.url),
-        )
-    else:
-        name = "announcement-end"
-        extra = (("AnnounceUrl", announcement.url),)
-    return _callback(state, effects, name, now, participant, extra)
+    extra: callbacks.Params = (
+        ("ReasonAnnouncementFailed", reason),
+        ("AnnounceUrl", announcement.url),
+    )
+    return _callback(state, effects, "announcement-fail", now, participant, extra)
 
 
 # --- API: modify, kick, end ---------------------------------------------------------------------
@@ -962,6 +1024,7 @@ HANDLERS: Mapping[type, Handler] = MappingProxyType(
         JoinRefused: _join_refused,
         WaitAudioFailed: _wait_audio_failed,
         TimerFired: _timer_fired,
+        MembersVanished: _members_vanished,
         MemberAdded: _member_added,
         MemberDeleted: _member_deleted,
         MemberKicked: _member_kicked,

@@ -65,6 +65,21 @@ class TimerFired:
     timer_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class MembersVanished:
+    """Reconciliation found these calls gone from the conference while nobody
+    was watching (the event socket was down, FreeSWITCH or fsconf restarted).
+
+    ``calls`` is ``(call sid, call still up)`` in the order to report them: a
+    call that is no longer in ``show channels`` hung up; one that is still up
+    left the room (a kick or hangup-on-star whose events were lost). They are
+    handled as one step, so that a conference that vanished whole reads as its
+    callers hanging up, not as a moderator ending it for the others.
+    """
+
+    calls: tuple[tuple[str, bool], ...]
+
+
 # --- FreeSWITCH conference::maintenance ----------------------------------------------------
 
 
@@ -182,6 +197,9 @@ class ApiHold:
     hold: bool
     hold_url: str | None = None
     hold_method: HttpMethod = HttpMethod.GET
+    # What FreeSWITCH plays, already resolved by the shell (fsconf.service.media:
+    # a TwiML HoldUrl becomes a playlist); None: the URL through mod_http_cache.
+    media: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +215,9 @@ class ApiAnnounce:
     method: HttpMethod = HttpMethod.POST
     call_sid: str | None = None
     media: str | None = None
+    # The AnnounceUrl could not be fetched or used (fsconf.service.media): play
+    # nothing, report announcement-fail with this ReasonAnnouncementFailed.
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +249,7 @@ ConferenceInput = (
     | JoinRefused
     | WaitAudioFailed
     | TimerFired
+    | MembersVanished
     | MemberAdded
     | MemberDeleted
     | MemberKicked

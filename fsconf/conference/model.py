@@ -278,6 +278,8 @@ class Participant:
     wait_method: HttpMethod = HttpMethod.POST
     hold_url: str | None = None
     hold_method: HttpMethod = HttpMethod.GET
+    # The resolved hold media (ApiHold.media), re-sent if the hold waits for add-member.
+    hold_media: str | None = None
     # A leave we asked for (kick, time limit): confirmed by del-member.
     pending_leave: Departure | None = None
     # CHANNEL_HANGUP came before del-member (B2.3: a hangup sent in the room).

@@ -655,3 +655,155 @@ def conference_getvar_cmd(room: str, name: str) -> str:
     """``conference <room> getvar <name>``"""
     _check("variable name", name, _VAR_NAME, "a variable name")
     return _conf(room, "getvar", name)
+
+
+# --- playlists: what a TwiML HoldUrl/AnnounceUrl becomes (fsconf.service.media) -------------
+
+PLAYLIST_MAX_PARTS = 128
+"""mod_dptools' ``file_string`` splits into ``char *argv[128]`` (mod_dptools.c:4948):
+more parts would be glued into the last one."""
+
+PLAYLIST_MAX_CHARS = 8192
+"""Our cap on a whole playlist (mod_event_socket grows its line buffer to 10 MB,
+mod_event_socket.c:1221, so this is ours, not FreeSWITCH's)."""
+
+SILENCE_FOREVER = "silence_stream://-1"
+"""mod_tone_stream: a negative length never ends (mod_tone_stream.c:60-65)."""
+
+_TTS_PART = re.compile(r"[^\x00-\x1f\x7f${}|\\!']{1,4000}")
+_PLAYLIST_PART = re.compile(r"(?:[a-z_]+://|/)[A-Za-z0-9\-._~:/?#\[\]@&()*+;=%,]{1,2040}")
+_TTS_MEDIA = re.compile(
+    r"tts://([A-Za-z0-9_][A-Za-z0-9_-]{0,63})\|([A-Za-z0-9_][A-Za-z0-9_-]{0,63})\|(.*)"
+)
+_PLAYLIST_SCHEMES = ("http_cache://", "silence_stream://", "tone_stream://", "tts://", "/")
+
+
+def playlist_tts_text(text: str) -> str:
+    """:func:`sanitize_tts_text`, then what a playlist part cannot hold.
+
+    ``!`` separates ``file_string`` parts and ``'`` quotes an api argument
+    (switch_utils.c ``separate_string_blank_delim``): ``!`` becomes ``.``, which a
+    TTS engine reads the same way, and ``'`` is dropped ("don't" -> "dont").
+    """
+    cleaned = sanitize_tts_text(text).replace("!", ".").replace("'", "")
+    return " ".join(cleaned.split()) or "."
+
+
+def silence_media(milliseconds: int) -> str:
+    """``silence_stream://<ms>``; ``-1`` never ends. ``0`` is refused by
+    mod_tone_stream (mod_tone_stream.c:53-56), so it is refused here too."""
+    if (
+        isinstance(milliseconds, bool)
+        or not isinstance(milliseconds, int)
+        or not (milliseconds == -1 or 1 <= milliseconds <= 86_400_000)
+    ):
+        raise EslArgumentError("milliseconds", milliseconds, "must be -1 or 1..86400000")
+    return f"silence_stream://{milliseconds}"
+
+
+def tts_media(engine: str, voice: str, text: str) -> str:
+    """``tts://<engine>|<voice>|<text>``: mod_dptools' TTS file format
+    (``tts_file_open``, mod_dptools.c:5347), playable inside ``file_string``.
+
+    ``text`` must already be clean (:func:`playlist_tts_text`): it may hold
+    spaces (the api argument is then quoted), never ``! ' | $ { } \\``.
+    """
+    _check("engine", engine, _PROFILE, "a TTS engine name")
+    _check("voice", voice, _PROFILE, "a TTS voice name")
+    _check("text", text, _TTS_PART, "playlist TTS text (use playlist_tts_text)")
+    if text != text.strip():
+        raise EslArgumentError("text", text, "must not start or end with a space")
+    return f"tts://{engine}|{voice}|{text}"
+
+
+def _check_playlist_part(part: str) -> str:
+    if not isinstance(part, str):
+        raise EslArgumentError("part", part, "must be a string")
+    if any(c in part for c in _FORBIDDEN):
+        raise EslArgumentError("part", part, "contains CR, LF or NUL")
+    tts = _TTS_MEDIA.fullmatch(part)
+    if tts is not None:
+        return tts_media(tts.group(1), tts.group(2), tts.group(3))
+    if not part.startswith(_PLAYLIST_SCHEMES) or part.startswith("file_string://"):
+        # A bare word is SPOKEN by mod_conference (conference_member.c:1460-1468)
+        # and prefixed with sound_prefix by file_string: only explicit media.
+        raise EslArgumentError(
+            "part",
+            part,
+            "must be http_cache://, silence_stream://, tone_stream://, tts:// or an absolute path",
+        )
+    return _check("part", part, _PLAYLIST_PART, "a media without ! ' { } $ or spaces")
+
+
+def playlist_media(parts: Iterable[str]) -> str:
+    """``file_string://<a>!<b>!...``: mod_dptools plays the parts in order and
+    skips one that cannot be opened (``next_file``, mod_dptools.c:4961-5030).
+
+    Each part is validated (:func:`tts_media`, or an explicit media without
+    ``!``): a URL must come from :func:`http_media` with ``!`` encoded.
+    """
+    checked = [_check_playlist_part(p) for p in parts]
+    if not checked:
+        raise EslArgumentError("parts", parts, "must not be empty")
+    if len(checked) > PLAYLIST_MAX_PARTS:
+        raise EslArgumentError("parts", len(checked), f"at most {PLAYLIST_MAX_PARTS} parts")
+    media = "file_string://" + "!".join(checked)
+    if len(media) > PLAYLIST_MAX_CHARS:
+        raise EslArgumentError("parts", len(media), f"at most {PLAYLIST_MAX_CHARS} characters")
+    return media
+
+
+def http_part(url: str) -> str:
+    """:func:`http_media` for a playlist part: ``!`` also percent-encoded."""
+    return check_media("http_cache://" + quote_url(url).replace("!", "%21"))
+
+
+def media_word(media: str) -> str:
+    """One api-command word for ``media``: a plain media as is (:func:`check_media`),
+    a playlist (:func:`playlist_media`) re-validated part by part and put in
+    single quotes when it holds spaces (TTS text).
+
+    The conference api splits its line on blanks outside ``'...'`` and strips
+    the quotes (``separate_string_blank_delim`` + ``cleanup_separated_string``,
+    switch_utils.c:2705-2870); a validated playlist holds no ``'`` or ``\\``,
+    so the quotes cannot be closed early.
+    """
+    if isinstance(media, str) and media.startswith("file_string://"):
+        again = playlist_media(media[len("file_string://") :].split("!"))
+        return f"'{again}'" if " " in again else again
+    return check_media(media)
+
+
+def conference_hold_media_cmd(room: str, member_id: int, media: str) -> str:
+    """``conference <room> hold <id> <media|'playlist'>``.
+
+    Hold plays its file ONCE (``conference_member_play_file(member, data, 0,
+    SWITCH_FALSE)``, conference_api.c:430-432; a member play has no loops,
+    conference_member.c:605-607), and when it ends the held member hears the
+    room again (B10): ``media`` must never end (``;loops=-1``, or a playlist
+    ending with :data:`SILENCE_FOREVER`).
+    """
+    return _conf(room, "hold", check_member_id(member_id), media_word(media))
+
+
+def conference_play_media_cmd(
+    room: str,
+    media: str,
+    *,
+    member_id: int | None = None,
+    variables: Mapping[str, str] | None = None,
+) -> str:
+    """``conference <room> play '[{vars}]<media|playlist>' [<member_id>]``
+
+    Like :func:`conference_play_cmd`, for a playlist too: the quotes go around
+    ``{vars}`` and the media, which FreeSWITCH reads as one word (B5's vars
+    still come back on play-file-done).
+    """
+    word = media_word(media)
+    prefix = _vars_prefix(variables or {})
+    # the {vars} go inside the quotes: FreeSWITCH must read them as the file's
+    word = "'" + prefix + word[1:] if word.startswith("'") else prefix + word
+    words = ["play", word]
+    if member_id is not None:
+        words.append(check_member_id(member_id))
+    return _conf(room, *words)

@@ -11,12 +11,26 @@ outbound call server, and the HTTP server (REST API, ``/metrics``,
 ``/healthz``). :meth:`Fsconf.stop` goes the other way: it stops taking calls,
 then flushes the outbox for a grace period, then closes the rest.
 
+Surviving faults:
+
+* each inbound client runs :class:`~fsconf.service.reconcile.Reconciler` on
+  every connection before events flow (a dropped event socket, a FreeSWITCH
+  restart, or this process's first connection after a restart, which adopts
+  the database's active conferences);
+* at start, outbox claims left by a killed fsconf on this host are released,
+  so its queued callbacks go out at once instead of after the claim's lease
+  (the request that was in flight is sent again: at-least-once);
+* a conference's writes wait for the database (see
+  :mod:`fsconf.service.conferences`).
+
 One log line per lifecycle step, with SIDs; secrets are never logged.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -40,6 +54,7 @@ from fsconf.service.conferences import ConferenceService
 from fsconf.service.dialout import DialOut
 from fsconf.service.live import LiveControl
 from fsconf.service.metrics import Metrics
+from fsconf.service.reconcile import Reconciler
 from fsconf.store import models, repositories
 from fsconf.store.db import make_engine, make_session_factory, transaction
 from fsconf.store.migrate import upgrade
@@ -98,6 +113,9 @@ class Fsconf:
             config=engine_config,
             notify_callbacks=self.delivery.notify,
         )
+        self.reconciler = Reconciler(
+            conferences=self.conferences, sessions=self.sessions, config=engine_config
+        )
         self.nodes = [
             InboundClient(
                 node.host,
@@ -105,6 +123,8 @@ class Fsconf:
                 node.password,
                 subscriptions=SUBSCRIPTIONS,
                 on_event=self._on_event,
+                reconcile=self.reconciler,
+                on_restart=self._on_switch_restart,
                 heartbeat_timeout=self.tuning.heartbeat_timeout,
             )
             for node in settings.esl_nodes
@@ -142,6 +162,7 @@ class Fsconf:
     def start(self) -> None:
         self._migrate()
         self._ensure_default_account()
+        self._release_dead_claims()
         self.delivery.start()
         for node in self.nodes:
             node.start()
@@ -179,6 +200,44 @@ class Fsconf:
         except Exception as error:
             # Say exactly what we were doing; never the URL (it may hold a password).
             raise ConfigError(f"cannot migrate the database: {error.__class__.__name__}") from error
+
+    def _release_dead_claims(self) -> None:
+        """Hand back the outbox rows a killed fsconf on this host had claimed.
+
+        A delivery worker claims a row for a lease (about a minute) while its
+        request is in flight; if the process was killed, the row and every
+        later callback of its conference would wait for the lease to expire.
+        A claim names ``host:pid:...``: when that host is ours and that pid no
+        longer runs, nobody can still be sending it, so it is due now. That
+        request may have reached the application before the kill: it is sent
+        again (at-least-once delivery). Claims of other hosts wait for their
+        lease, since their process may be alive.
+        """
+        host = socket.gethostname()
+        released = 0
+        with transaction(self.sessions) as session:
+            rows = session.scalars(
+                select(models.Callback)
+                .where(models.Callback.status == "pending")
+                .where(models.Callback.claimed_by.is_not(None))
+            ).all()
+            for row in rows:
+                if not _dead_claim(row.claimed_by or "", host):
+                    continue
+                row.claimed_by = None
+                row.claimed_until = None
+                released += 1
+        if released:
+            logger.warning(
+                "outbox: %d callback(s) claimed by a process that is gone are due again "
+                "(a request in flight at its end is sent again)",
+                released,
+            )
+
+    def _on_switch_restart(self, previous: str, current: str) -> None:
+        # Reconciliation (run by the client on this same connection) ends what
+        # was lost; this line is for the operator.
+        logger.warning("FreeSWITCH core %s replaced by %s: its calls are gone", previous, current)
 
     def _ensure_default_account(self) -> None:
         sid, token = self.settings.account_sid, self.settings.auth_token
@@ -268,6 +327,23 @@ class Fsconf:
             counts = repositories.count_callbacks_by_status(session)
         for status in ("pending", "failed"):
             yield ("fsconf_outbox_callbacks", float(counts.get(status, 0)), {"status": status})
+
+
+def _dead_claim(claimed_by: str, host: str) -> bool:
+    """``host:pid:token`` of this host whose process no longer exists."""
+    parts = claimed_by.split(":")
+    if len(parts) < 3 or parts[0] != host or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it exists (another user's process)
+    return False
 
 
 ServeHook = Callable[[Fsconf], None]

@@ -18,6 +18,20 @@ room's worker applies inputs one at a time and runs the effects in order:
 3. joins, wait audio and "go on with the call" go to the call's
    :class:`~fsconf.calls.gateway.CallHandle`.
 
+When the database is away (connection refused or lost, SQLite locked or
+read-only), step 1 waits: the room's worker retries the same transaction with
+backoff (50 ms doubling to 1 s) and logs what it waits for, once per step and
+then every 10 s (``CF…: waiting for the database to store 3 rows and 2
+callbacks: OperationalError``; the error's class, never its text, which may
+name the host or user). Later inputs queue behind it in order; nothing is
+dropped, and the step's commands go out only once its rows are stored. The
+calls stay up meanwhile: FreeSWITCH needs nothing from us to keep them.
+Other errors (integrity, programming) are bugs and still fail the input.
+
+After a reconnect or a restart, :mod:`fsconf.service.reconcile` compares the
+rooms with FreeSWITCH and queues what it finds (R15); a conference rebuilt
+from its rows after fsconf restarted is taken over with :meth:`adopt`.
+
 Invariants:
 
 * the socket reader never blocks on a room: events are queued, and the room's
@@ -32,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +55,7 @@ from typing import Any
 import gevent
 import gevent.event
 import gevent.queue
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fsconf.calls.gateway import CallHandle
@@ -71,7 +87,14 @@ from fsconf.conference.model import (
     RecordingEvent,
     new_conference,
 )
-from fsconf.errors import EslError, FsconfError, TransitionError, TwilioApiError
+from fsconf.errors import (
+    EslError,
+    FsconfError,
+    StoreError,
+    TransitionError,
+    TwilioApiError,
+    WebhookError,
+)
 from fsconf.esl.frames import ApiResponse, Event
 from fsconf.service.adapt import engine_input, participant_settings, room_of
 from fsconf.service.trim import trim_silence
@@ -87,6 +110,22 @@ _ANNOUNCE_ID = re.compile(r"\{fsconf_announce=([A-Za-z0-9]+)")
 
 RECORDING_PAUSES = {"pause-recording": "paused", "resume-recording": "in-progress"}
 """conference::maintenance Actions that change a recording row's status."""
+
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
+"""Driver errors that a retry can outlive: connection refused or lost, server
+restarting, SQLite locked or read-only. Integrity and programming errors are not."""
+
+
+def transient_cause(error: BaseException) -> BaseException | None:
+    """The transient driver error behind ``error`` (a StoreError, or the
+    outbox's WebhookError around a failed flush), or None."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, TRANSIENT_DB_ERRORS):
+            return seen
+        seen = seen.__cause__
+    return None
+
 
 ApiSender = Callable[[str], ApiResponse]
 """Send one api command text to the node that hosts the room."""
@@ -176,14 +215,56 @@ class Room:
         rows = [e for e in effects if isinstance(e, _STORED)]
         if not rows:
             return
-        with transaction(self.service.sessions) as session:
-            for effect in rows:
-                STORERS[type(effect)](self, session, effect, now)
+        self._store_until_stored(rows, now)
         if any(isinstance(e, Callback) for e in rows):
             self.service.notify_callbacks()
         if any(isinstance(e, RecordingFinished) for e in rows):
             self.service.recordings_changed.set()
             self.service.recordings_changed.clear()
+
+    def _store_until_stored(self, rows: list[Effect], now: datetime) -> None:
+        """Write one step's rows and callbacks; while the database is away, wait.
+
+        The worker blocks here, so the room's later inputs wait behind this
+        step in order, and its commands and joins go out only once its rows
+        are stored (the calls themselves stay up: FreeSWITCH needs nothing
+        from us to keep them). Only transient errors (connection lost or
+        refused, SQLite locked or read-only) are retried; anything else is a
+        bug and raises as before.
+        """
+        delay = self.service.store_retry_initial
+        started: float | None = None
+        last_logged = 0.0
+        while True:
+            try:
+                with transaction(self.service.sessions) as session:
+                    for effect in rows:
+                        STORERS[type(effect)](self, session, effect, now)
+            except (StoreError, WebhookError) as error:
+                cause = transient_cause(error)
+                if cause is None:
+                    raise
+                clock = time.monotonic()
+                if started is None or clock - last_logged >= self.service.store_retry_log_every:
+                    callbacks = sum(1 for e in rows if isinstance(e, Callback))
+                    # The error's class only: its text may name the host or user.
+                    logger.warning(
+                        "%s: waiting for the database to store %d rows and %d callbacks: %s",
+                        self.sid,
+                        len(rows) - callbacks,
+                        callbacks,
+                        type(cause).__name__,
+                    )
+                    last_logged = clock
+                    started = clock if started is None else started
+                gevent.sleep(delay)
+                delay = min(delay * 2, self.service.store_retry_cap)
+                continue
+            if started is not None:
+                logger.warning(
+                    "%s: database back; stored after %.1fs", self.sid, time.monotonic() - started
+                )
+            return
 
     # --- effects: the world ------------------------------------------------------------
 
@@ -459,8 +540,14 @@ class ConferenceService:
         notify_callbacks: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utc_now,
         confirm_timeout: float = 10.0,
+        store_retry_initial: float = 0.05,
+        store_retry_cap: float = 1.0,
+        store_retry_log_every: float = 10.0,
     ) -> None:
         self.sessions = sessions
+        self.store_retry_initial = store_retry_initial
+        self.store_retry_cap = store_retry_cap
+        self.store_retry_log_every = store_retry_log_every
         self._api = api
         self.config = config or EngineConfig()
         self.notify_callbacks = notify_callbacks
@@ -573,6 +660,27 @@ class ConferenceService:
         room = Room(self, new_conference(sid, account_sid, friendly_name, self.config))
         self.rooms[sid] = room
         logger.info("%s: conference %r opened for %s", sid, friendly_name, account_sid)
+        return room
+
+    def adopt(self, state: ConferenceState) -> Room:
+        """Take over a conference rebuilt from its rows (fsconf restarted).
+
+        Its room has no calls of ours: they lost their outbound sockets with
+        the old process. Events and reconciliation drive it to its end.
+        """
+        existing = self.rooms.get(state.sid)
+        if existing is not None:
+            return existing
+        room = Room(self, state)
+        self.rooms[state.sid] = room
+        logger.info(
+            "%s: conference %r adopted (%s, %d participants, SequenceNumber %d)",
+            state.sid,
+            state.friendly_name,
+            state.status.value,
+            len(state.participants),
+            state.sequence_number,
+        )
         return room
 
     def _close_conference(self, room: Room) -> None:

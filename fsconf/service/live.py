@@ -7,6 +7,11 @@ The engine answers with FreeSWITCH commands and changes its state only when
 FreeSWITCH confirms with an event (R9); this module then waits until the state
 shows the change, so when a method returns the database already holds it.
 A request the engine refuses raises :class:`TwilioApiError` with Twilio's code.
+
+A HoldUrl or AnnounceUrl is fetched (signed with the account's auth token) and
+resolved into what FreeSWITCH plays *before* the input is submitted
+(:mod:`fsconf.service.media`): a TwiML document becomes a playlist, a failed
+HoldUrl the configured hold media, a failed AnnounceUrl an announcement-fail.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from fsconf.esl import commands
 from fsconf.service.conferences import ConferenceService, Room
 from fsconf.service.control import ParticipantCreate, ParticipantUpdate
 from fsconf.service.dialout import DialOut
+from fsconf.service.media import MediaResolver, Target
 from fsconf.store import models
 from fsconf.store.db import transaction
 
@@ -53,9 +59,17 @@ def _method(value: str | None, default: HttpMethod) -> HttpMethod:
 class LiveControl:
     """The real :class:`~fsconf.service.control.ConferenceControl`."""
 
-    def __init__(self, service: ConferenceService, dialout: DialOut | None = None) -> None:
+    def __init__(
+        self,
+        service: ConferenceService,
+        dialout: DialOut | None = None,
+        media: MediaResolver | None = None,
+    ) -> None:
         self.service = service
         self.dialout = dialout
+        self.media = media or MediaResolver(
+            sessions=service.sessions, hold_fallback=service.config.hold_media
+        )
 
     def end_conference(self, *, account_sid: str, conference_sid: str) -> None:
         room = self.service.request(account_sid, conference_sid, engine_events.ApiEndConference())
@@ -66,8 +80,23 @@ class LiveControl:
     def announce_conference(
         self, *, account_sid: str, conference_sid: str, url: str, method: str
     ) -> None:
-        announce = engine_events.ApiAnnounce(_announce_id(), url, _method(method, HttpMethod.POST))
+        room = self.service.rooms.get(conference_sid)
+        if room is None or room.state.account_sid != account_sid:
+            raise TwilioApiError(20404, f"Conference {conference_sid} is not in progress", 404)
+        announce = self._announce(
+            Target(account_sid, conference_sid), url, _method(method, HttpMethod.POST)
+        )
         self.service.request(account_sid, conference_sid, announce)
+
+    def _announce(self, target: Target, url: str, method: HttpMethod) -> engine_events.ApiAnnounce:
+        resolved = self.media.announcement(target, url, method.value)
+        if isinstance(resolved, str):
+            return engine_events.ApiAnnounce(
+                _announce_id(), url, method, target.call_sid, media=resolved
+            )
+        return engine_events.ApiAnnounce(
+            _announce_id(), url, method, target.call_sid, error=str(resolved)
+        )
 
     def update_participant(
         self,
@@ -78,14 +107,17 @@ class LiveControl:
         update: ParticipantUpdate,
     ) -> None:
         room = self._room_with(account_sid, conference_sid, call_sid)
-        for event, confirmed in self._requests(call_sid, update):
+        target = Target(account_sid, conference_sid, call_sid)
+        for event, confirmed in self._requests(target, update):
             self.service.request(account_sid, conference_sid, event)
             if confirmed is not None:
                 self.service.wait_until(room, confirmed, f"{type(event).__name__} {call_sid}")
 
     def _requests(
-        self, call_sid: str, update: ParticipantUpdate
+        self, target: Target, update: ParticipantUpdate
     ) -> list[tuple[engine_events.ConferenceInput, Callable[[ConferenceState], bool] | None]]:
+        call_sid = target.call_sid
+        assert call_sid is not None
         wanted: list[
             tuple[engine_events.ConferenceInput, Callable[[ConferenceState], bool] | None]
         ] = []
@@ -99,13 +131,14 @@ class LiveControl:
             )
         if update.hold is not None:
             hold = update.hold
+            hold_method = _method(update.hold_method, HttpMethod.GET)
+            media = None
+            if hold and update.hold_url:
+                media = self.media.hold(target, update.hold_url, hold_method.value)
             wanted.append(
                 (
                     engine_events.ApiHold(
-                        call_sid,
-                        hold,
-                        update.hold_url,
-                        _method(update.hold_method, HttpMethod.GET),
+                        call_sid, hold, update.hold_url, hold_method, media=media
                     ),
                     lambda state: _flag(state, call_sid, "hold") in (hold, None),
                 )
@@ -128,17 +161,8 @@ class LiveControl:
                 )
             )
         if update.announce_url:
-            wanted.append(
-                (
-                    engine_events.ApiAnnounce(
-                        _announce_id(),
-                        update.announce_url,
-                        _method(update.announce_method, HttpMethod.POST),
-                        call_sid,
-                    ),
-                    None,
-                )
-            )
+            method = _method(update.announce_method, HttpMethod.POST)
+            wanted.append((self._announce(target, update.announce_url, method), None))
         return wanted
 
     def kick_participant(self, *, account_sid: str, conference_sid: str, call_sid: str) -> None:

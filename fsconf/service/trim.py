@@ -98,7 +98,7 @@ def _parse(blob: bytes) -> _Wave | None:
     return None
 
 
-def _loud(samples: "array[int]", index: int, channels: int, threshold: int) -> bool:
+def _loud(samples: array[int], index: int, channels: int, threshold: int) -> bool:
     frame = index * channels
     return any(abs(samples[frame + c]) > threshold for c in range(channels))
 

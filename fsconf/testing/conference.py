@@ -184,6 +184,8 @@ class Room:
     player: Any = None
     sounds: dict[str, str] = field(default_factory=dict)
     sounds_on: dict[str, bool] = field(default_factory=dict)
+    departing: list[Member] = field(default_factory=list)
+    """Members whose channel hung up during the current frame (they leave together)."""
 
     def transfer(self, member: Member, target: str) -> None:
         """``transfer``: transfer event, del-member here, the channel joins ``target``."""
@@ -390,6 +392,21 @@ class Room:
             self.end()
         elif not self.members:
             self.destroy()
+
+    def hungup(self, member: Member) -> None:
+        """The member's channel hung up: its thread notices on the next frame (basic_two_party:
+        a stop-talking of another member still arrives between CHANNEL_HANGUP and del-member).
+        Members hung up during the same frame (a burst of uuid_kill) leave together, the floor
+        holder last, as for kick all (b2_relate_coach, b2_record_lifecycle; the real switch
+        races this, harness decision 5b)."""
+        self.departing.append(member)
+        if len(self.departing) == 1:
+            self.switch.after_frame(self._depart)
+
+    def _depart(self) -> None:
+        batch, self.departing = self.departing, []
+        for member in leaving_order(self, batch):
+            self.remove(member, "hangup")
 
     def end(self) -> None:
         """The room ends under everybody still in it (endconf, B3).
@@ -1272,12 +1289,35 @@ for _name in ("energy", "volume_in", "volume_out", "auto-energy", "max-energy", 
     USAGE.setdefault(_name, f"{_name} <[member_id|all]|last|non_moderator> [<newval>]")
 
 
+def _room_bucket(name: str, buckets: int) -> int:
+    """The bucket of ``name`` in a FreeSWITCH core hash (case-sensitive keys): the sdbm
+    string hash, the hashtable's extra bit mixing, modulo the (prime) table length."""
+    mask = 0xFFFFFFFF
+    value = 0
+    for byte in name.encode():
+        value = (byte + (value << 6) + (value << 16) - value) & mask
+    value = (value + (~(value << 9) & mask)) & mask
+    value ^= ((value >> 14) | (value << 18)) & mask
+    value = (value + (value << 4)) & mask
+    value ^= ((value >> 10) | (value << 22)) & mask
+    return value % buckets
+
+
+def hash_order(rooms: list[Room]) -> list[Room]:
+    """Rooms in the order mod_conference's all-rooms views walk its conference hash
+    (``conference list``/``json_list``/``xml_list`` without a name): ascending bucket, the
+    newest room first within a bucket. The table starts with 53 buckets and grows past 34
+    rooms (not modelled). b2_reconcile_views: rooms created R1, R2, R3 are listed R3, R1, R2."""
+    newest_first = list(reversed(rooms))
+    return sorted(newest_first, key=lambda room: _room_bucket(room.name, 53))
+
+
 def api(switch: FakeSwitch, argument: str) -> str:
     """The body of ``api conference <argument>``."""
     words = split_words(argument)
     if not words:
         return switch.conference_help
-    rooms = list(reversed(switch.rooms.values()))
+    rooms = hash_order(list(switch.rooms.values()))
     if words[0] == "list":
         if not rooms:
             return "+OK No active conferences.\n"

@@ -310,9 +310,7 @@ class Channel:
             return
         member = self.member
         if member is not None:
-            # the member thread notices the hangup on its next frame (basic_two_party: a
-            # stop-talking of another member still arrives between CHANNEL_HANGUP and del-member)
-            self.switch.after_frame(lambda: member.room.remove(member, "hangup"))
+            member.room.hungup(member)  # leaves on the next frame (with a burst: holder last)
         for breakable in self.breakables:
             breakable.set()
         if not self.running:
@@ -1534,7 +1532,7 @@ def _api_show(switch: FakeSwitch, argument: str) -> str:
                 "callstate": "ACTIVE" if channel.answered.is_set() else "RINGING",
                 "callee_name": channel.callee[0], "callee_num": channel.callee[1],
                 "callee_direction": "RECV" if channel.direction == "outbound" else "",
-                "call_uuid": channel.uuid, "hostname": switch.hostname,
+                "call_uuid": _call_uuid(channel), "hostname": switch.hostname,
                 "sent_callee_name": "", "sent_callee_num": "",
             }
             for key in ("uuid", "direction", "created", "created_epoch", "name", "state",
@@ -1584,8 +1582,8 @@ def _api_show(switch: FakeSwitch, argument: str) -> str:
                 "callstate": "ACTIVE" if channel.answered.is_set() else "RINGING",
                 "callee_name": channel.callee[0],
                 "callee_num": channel.callee[1],
-                "callee_direction": "",
-                "call_uuid": channel.uuid,
+                "callee_direction": "RECV" if channel.direction == "outbound" else "",
+                "call_uuid": _call_uuid(channel),
                 "sent_callee_name": "",
                 "sent_callee_num": "",
                 "initial_cid_name": channel.orig_caller[0],
@@ -1600,6 +1598,14 @@ def _api_show(switch: FakeSwitch, argument: str) -> str:
         "channels [count|like <match string>]|calls|detailed_calls|bridged_calls|" \
         "detailed_bridged_calls|aliases|complete|chat|management|modules|nat_map|say|" \
         "interfaces|interface_types|tasks|limits|status\n"
+
+
+def _call_uuid(channel: Channel) -> str:
+    """``call_uuid`` in show channels/calls: the originated A-leg's own uuid, empty on the
+    loopback B-leg (b2_reconcile_views)."""
+    if channel.name.startswith("loopback/") and channel.direction == "inbound":
+        return ""
+    return channel.uuid
 
 
 def _api_status(switch: FakeSwitch, argument: str) -> str:

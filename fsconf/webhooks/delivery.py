@@ -2,19 +2,44 @@
 
 Theory of operation
 -------------------
-* **Streams and head-of-line order.**  A pending callback is *due* when its
-  ``next_attempt_at`` has passed, nobody holds a live claim on it, and no
-  older row of its stream (same ``ordering_key``; a ConferenceSid for
-  conference callbacks) is still ``pending``.  So SequenceNumber *n* of a
-  conference is never sent before *n-1* is delivered or dead (``failed``),
-  while different conferences proceed in parallel.
-* **Claims.**  A worker claims due rows in one short transaction
-  (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's
-  ``BEGIN IMMEDIATE`` serialises claimers), stamping ``claimed_by`` and a lease
-  ``claimed_until``.  The HTTP request runs with no transaction open; the
-  outcome is written in a second short transaction, only if the claim is still
-  ours.  A worker that dies leaves rows whose lease simply expires.  Several
-  workers and processes can therefore share one database.
+* **Streams and head-of-line order.**  Every row belongs to a stream (its
+  ``ordering_key``: a ConferenceSid for conference callbacks, a RecordingSid
+  for recording callbacks; a row without a key is a stream of its own).  The
+  *head* of a stream is its oldest ``pending`` row.  Only a head may be sent,
+  and only once its ``next_attempt_at`` has passed and nobody holds a live
+  claim on it.  So SequenceNumber *n* of a conference is never sent before
+  *n-1* is delivered or dead (``failed``), while different conferences
+  proceed in parallel.
+* **Chains.**  A worker claims *chains*: the head of a ready stream plus the
+  stream's next pending rows, up to ``chain_length``, in ``id`` (=
+  SequenceNumber) order.  One greenlet sends a chain in order, one request at
+  a time, and stops at the first attempt that is not delivered: that row goes
+  to its backoff (or dies), and the rest of the chain is released unsent, so a
+  failure blocks its own stream and nothing else.  A chain also stops before
+  a request that could outlive the claim's lease.  One claim transaction thus
+  covers up to ``chain_length`` callbacks of a stream, and a stream never
+  waits for a commit between two of its callbacks.
+* **Claims.**  A claim is one short transaction, and its cost does not grow
+  with the backlog: (1) the ``(status, next_attempt_at)`` index yields the
+  oldest due, unclaimed rows, a page at a time and a bounded number of pages,
+  and the distinct streams among them are the candidates; (2) each
+  candidate's first ``chain_length`` pending rows come from the
+  ``(ordering_key, status, id)`` index (one ``LIMIT`` probe per stream); (3)
+  a chain is kept only if its first row, the true head, is due and
+  unclaimed, and it is cut at the first row that is not.  (A claim reads at
+  most ``_SCAN_ROWS`` rows of the due index, grouped by stream in SQL.)  On PostgreSQL the
+  chosen rows are then locked with ``FOR UPDATE SKIP LOCKED`` (which
+  re-checks the filters on the latest row versions) and each chain is cut at
+  the first row another worker holds; SQLite's ``BEGIN IMMEDIATE`` already
+  serialises claimers.  The rows are stamped ``claimed_by`` and a lease
+  ``claimed_until``.  A worker that dies leaves rows whose lease simply
+  expires.  Several workers and processes can therefore share one database.
+* **Parking.**  When a head fails and is rescheduled, the later pending rows
+  of its stream get the same ``next_attempt_at`` (never an earlier one).
+  They could not be sent before the head anyway; this keeps them out of the
+  due index, so a long outage of one application cannot fill the claim scan's
+  pages and starve the other streams.  For a row that is not a head,
+  ``next_attempt_at`` therefore means "not before".
 * **Attempts.**  Every request has a connect/read timeout and an overall
   deadline.  2xx means delivered.  Anything else (other status, connection
   error, timeout) schedules a retry after
@@ -22,18 +47,23 @@ Theory of operation
   measured on the injected clock.  After ``max_attempts`` the row becomes
   ``failed``: a dead letter that stays visible and can be retried by hand
   (:func:`retry`, :func:`retry_all_failed`).
-* **Concurrency.**  Requests run in a bounded :class:`gevent.pool.Pool`; the
-  claim size follows the pool's free slots, so the database is never asked for
-  more work than can start.  The HTTP session gets a connection pool as large
-  as the request pool (requests' default keeps 10 connections per host and
-  reconnects for every request beyond them).
-* **One transaction per turn.**  Each turn of :meth:`DeliveryWorker.run_once`
-  records the outcome of every request that has finished *and* claims the
-  next due rows in a single short transaction.  A commit is the expensive part
-  of a turn (an fsync on SQLite), so a busy worker pays one per batch of
-  callbacks instead of two per callback.  Order is unchanged: the claim runs
-  after the outcomes are written, in the same transaction, so it sees the
-  delivered head of each stream.
+* **Outcomes in batches.**  Each turn of :meth:`DeliveryWorker.run_once`
+  writes the outcomes of every chain that has finished (one ``UPDATE`` per
+  distinct status code for the delivered rows, one per failure), releases
+  unsent rows, and claims the next chains, in a single transaction.  Order is
+  unchanged: the claim runs after the outcomes are written, in the same
+  transaction.  A crash between a request and its outcome's commit means the
+  request is sent again after the lease (at-least-once, in order); never lost.
+* **Concurrency.**  Chains run in a bounded :class:`gevent.pool.Pool` (one
+  slot per chain); a claim asks for as many chains as there are free slots.
+  A worker also claims when :meth:`notify` says rows were added (at most every
+  ``_WAKE_CLAIM_INTERVAL`` seconds), so a new conference does not wait for a
+  long chain of another one.
+* **HTTP.**  :class:`~fsconf.webhooks.transport.Transport` sends through
+  urllib3's keep-alive pool when that is exactly what the injected
+  ``requests.Session`` would do, and through the session otherwise (proxies,
+  custom adapters, redirects).  The session also gets a connection pool as
+  large as the request pool.
 * **Secrets.**  The auth token is read from the Account row at claim time,
   used to sign, and never logged or stored elsewhere.  Logs name the callback
   id, kind, ConferenceSid, CallSid, SequenceNumber and the status code.
@@ -41,15 +71,19 @@ Theory of operation
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 import random
 import secrets
 import socket
-from collections.abc import Callable
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import gevent
@@ -58,9 +92,23 @@ import gevent.pool
 import requests
 from requests.adapters import HTTPAdapter
 from requests.utils import requote_uri
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from fsconf.errors import StoreError, WebhookError
 from fsconf.store.db import SessionFactory, describe_error, transaction
@@ -68,6 +116,7 @@ from fsconf.store.models import Account, Callback
 from fsconf.store.repositories import NotFoundError
 from fsconf.store.times import utc_now
 from fsconf.webhooks.signing import build_request
+from fsconf.webhooks.transport import Transport
 
 __all__ = [
     "CallbackStateError",
@@ -86,6 +135,28 @@ Clock = Callable[[], datetime]
 
 _MAX_ERROR_TEXT: Final = 500
 _MAX_RESPONSE_BYTES: Final = 64 * 1024
+#: Rows of the due index read by a claim: first window, and at most in all.
+_SCAN_PAGE: Final = 256
+_SCAN_ROWS: Final = 2048
+#: Seconds between two claims made because of notify() while chains run.
+_WAKE_CLAIM_INTERVAL: Final = 0.005
+
+_CALLBACKS: Table = Callback.__table__  # type: ignore[assignment]
+_ACCOUNTS: Table = Account.__table__  # type: ignore[assignment]
+_CHAIN_COLUMNS = (
+    _CALLBACKS.c.id,
+    _CALLBACKS.c.ordering_key,
+    _CALLBACKS.c.kind,
+    _CALLBACKS.c.account_sid,
+    _CALLBACKS.c.conference_sid,
+    _CALLBACKS.c.call_sid,
+    _CALLBACKS.c.sequence_number,
+    _CALLBACKS.c.url,
+    _CALLBACKS.c.method,
+    _CALLBACKS.c.params,
+    _CALLBACKS.c.attempts,
+    _CALLBACKS.c.created,
+)
 
 
 class CallbackStateError(WebhookError):
@@ -124,6 +195,8 @@ class _Job:
     attempts: int
     auth_token: str | None = field(repr=False)
     created: datetime | None = None
+    ordering_key: str | None = None
+    lease_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +205,14 @@ class _Outcome:
     status_code: int | None = None
     error: str | None = None
     permanent: bool = False
+
+
+@dataclass(frozen=True)
+class _ChainResult:
+    """What a chain's greenlet did: attempts in order, and the rows it did not send."""
+
+    attempted: tuple[tuple[_Job, _Outcome], ...]
+    unsent: tuple[_Job, ...]
 
 
 def _describe_url(url: str) -> str:
@@ -144,6 +225,17 @@ def _describe_url(url: str) -> str:
 
 def _short(text: str) -> str:
     return text if len(text) <= _MAX_ERROR_TEXT else text[: _MAX_ERROR_TEXT - 3] + "..."
+
+
+def _claimable(now: datetime) -> Any:
+    return or_(_CALLBACKS.c.claimed_until.is_(None), _CALLBACKS.c.claimed_until <= now)
+
+
+def _ready(row: Any, now: datetime) -> bool:
+    """Due and not held by a live claim (the SQL filters, on a fetched row)."""
+    return bool(
+        row.next_attempt_at <= now and (row.claimed_until is None or row.claimed_until <= now)
+    )
 
 
 class DeliveryWorker:
@@ -165,6 +257,7 @@ class DeliveryWorker:
         max_delay: float = 300.0,
         timeout: tuple[float, float] = (3.05, 10.0),
         pool_size: int = 16,
+        chain_length: int = 16,
         poll_interval: float = 1.0,
         lease: float | None = None,
         worker_id: str | None = None,
@@ -175,6 +268,8 @@ class DeliveryWorker:
             raise WebhookError(f"max_attempts must be >= 1, got {max_attempts}")
         if pool_size < 1:
             raise WebhookError(f"pool_size must be >= 1, got {pool_size}")
+        if chain_length < 1:
+            raise WebhookError(f"chain_length must be >= 1, got {chain_length}")
         self._session_factory = session_factory
         self._http = http
         self._clock = clock
@@ -183,10 +278,12 @@ class DeliveryWorker:
         self.max_delay = max_delay
         self.timeout = timeout
         self.deadline = timeout[0] + timeout[1]
-        # A claim must outlive the longest request it covers, with room to spare.
+        # A claim must outlive the longest request it covers, with room to spare;
+        # a chain stops before a request that could end after the lease.
         self.lease = lease if lease is not None else 2 * self.deadline + 30.0
         self.poll_interval = poll_interval
         self.pool_size = pool_size
+        self.chain_length = chain_length
         self.worker_id = (
             worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         )[:64]
@@ -195,9 +292,12 @@ class DeliveryWorker:
         self._on_delivered = on_delivered
         self._pool = gevent.pool.Pool(pool_size)
         _widen_connection_pool(http, pool_size)
+        self._transport = Transport(http, maxsize=pool_size, max_body=_MAX_RESPONSE_BYTES)
         self._wakeup = gevent.event.Event()
         self._stopping = False
         self._loop_greenlet: gevent.Greenlet | None = None
+        # Streams this worker is sending now: no need to look at them in a claim.
+        self._busy_streams: set[str] = set()
 
     # --- the gevent loop -------------------------------------------------------
 
@@ -213,7 +313,7 @@ class DeliveryWorker:
         self._wakeup.set()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the loop; requests in flight get ``timeout`` seconds to finish."""
+        """Stop the loop; chains in flight finish their current request (``timeout``)."""
         self._stopping = True
         self._wakeup.set()
         loop = self._loop_greenlet
@@ -245,108 +345,267 @@ class DeliveryWorker:
     def run_once(self) -> int:
         """Deliver every callback that is due now; return the number of attempts.
 
-        As soon as a request finishes, its slot is refilled, and the next
-        callback of its stream (now unblocked) is eligible in the same pass.
-        Outcomes and the next claim share one transaction per turn.
+        As soon as a chain finishes, its outcomes are written and its slot is
+        refilled; the rest of its stream (now unblocked) is eligible in the
+        same pass.  Outcomes and the next claim share one transaction per turn.
         """
         attempts = 0
-        in_flight: dict[gevent.Greenlet, _Job] = {}
-        finished: list[tuple[_Job, _Outcome]] = []
+        in_flight: dict[gevent.Greenlet, tuple[_Job, ...]] = {}
+        results: list[_ChainResult] = []
+        claim = True
+        last_claim = 0.0
         while True:
             free = self._pool.free_count() if not self._stopping else 0
-            jobs: list[_Job] = []
-            if finished or free > 0:
-                jobs = self._settle(finished, claim=free)
-                attempts += len(finished)
-                finished = []
-            for job in jobs:
-                in_flight[self._pool.spawn(self._send, job)] = job
+            chains: list[tuple[_Job, ...]] = []
+            if results or (claim and free > 0):
+                chains = self._settle(results, claim=free)
+                attempts += sum(len(result.attempted) for result in results)
+                results = []
+                last_claim = time.monotonic()
+            claim = False
+            for chain in chains:
+                if chain[0].ordering_key is not None:
+                    self._busy_streams.add(chain[0].ordering_key)
+                in_flight[self._pool.spawn(self._send_chain, chain)] = chain
             if not in_flight:
                 break
-            gevent.wait(list(in_flight), count=1)
+            waiting: list[Any] = list(in_flight)
+            if self._pool.free_count() > 0 and not self._stopping:
+                waiting.append(self._wakeup)
+            gevent.wait(waiting, count=1)
+            if self._wakeup.is_set() and not self._stopping:
+                self._wakeup.clear()
+                claim = True
+                # Many notifies arrive during a storm: claim at most every interval.
+                pause = last_claim + _WAKE_CLAIM_INTERVAL - time.monotonic()
+                if pause > 0:
+                    gevent.wait(list(in_flight), count=1, timeout=pause)
             for greenlet in [g for g in in_flight if g.ready()]:
-                job = in_flight.pop(greenlet)
+                chain = in_flight.pop(greenlet)
+                if chain[0].ordering_key is not None:
+                    self._busy_streams.discard(chain[0].ordering_key)
                 if greenlet.successful():
-                    finished.append((job, greenlet.value))
+                    results.append(greenlet.value)
                 else:
-                    # A bug, not a delivery outcome: the claim simply expires.
-                    log.error("callback %s: attempt crashed: %r", job.id, greenlet.exception)
+                    # A bug, not a delivery outcome: the claims simply expire.
+                    log.error(
+                        "callbacks %s: chain crashed: %r",
+                        [job.id for job in chain],
+                        greenlet.exception,
+                    )
                     attempts += 1
         return attempts
 
-    def _settle(self, finished: list[tuple[_Job, _Outcome]], *, claim: int) -> list[_Job]:
-        """Record ``finished`` outcomes, then claim up to ``claim`` rows: one transaction."""
+    def _settle(self, results: list[_ChainResult], *, claim: int) -> list[tuple[_Job, ...]]:
+        """Record ``results``, then claim up to ``claim`` chains: one transaction."""
+        attempted = [pair for result in results for pair in result.attempted]
+        unsent = [job for result in results for job in result.unsent]
         try:
             with transaction(self._session_factory) as session:
-                for job, outcome in finished:
-                    self._record(session, job, outcome)
-                jobs = self._claim(session, limit=claim) if claim > 0 else []
+                connection = session.connection()
+                if attempted or unsent:
+                    self._record(connection, attempted, unsent)
+                chains = self._claim(connection, streams=claim) if claim > 0 else []
         except (StoreError, SQLAlchemyError):
-            if not finished:
+            if not results:
                 raise
             # The claims expire and another pass retries; the requests may be
             # repeated, which webhooks must tolerate anyway.
             log.exception(
-                "callbacks %s: could not record the outcomes", [job.id for job, _ in finished]
+                "callbacks %s: could not record the outcomes", [job.id for job, _ in attempted]
             )
             return []
         if self._on_delivered is not None:
             now = self._clock()
-            for job, outcome in finished:
+            for job, outcome in attempted:
                 if outcome.delivered and job.created is not None:
                     self._on_delivered(max(0.0, (now - job.created).total_seconds()))
-        return jobs
+        return chains
 
-    def _claim(self, session: Session, *, limit: int) -> list[_Job]:
+    # --- claims ------------------------------------------------------------------
+
+    def _claim(self, connection: Connection, *, streams: int) -> list[tuple[_Job, ...]]:
         now = self._clock()
-        earlier = aliased(Callback)
-        blocked = (
-            exists()
-            .where(earlier.ordering_key == Callback.ordering_key)
-            .where(earlier.id < Callback.id)
-            .where(earlier.status == "pending")
-        )
-        query = (
-            select(Callback)
-            .where(Callback.status == "pending")
-            .where(Callback.next_attempt_at <= now)
-            .where(or_(Callback.claimed_until.is_(None), Callback.claimed_until <= now))
-            .where(~blocked)
-            .order_by(Callback.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=Callback)
-        )
-        rows = list(session.scalars(query))
-        if not rows:
+        keys, loose = self._candidates(connection, now, wanted=streams)
+        chains = self._chains(connection, now, keys, loose, wanted=streams)
+        if chains and connection.dialect.name != "sqlite":
+            chains = self._lock(connection, now, chains)
+        if not chains:
             return []
-        accounts = session.execute(
-            select(Account.sid, Account.auth_token).where(
-                Account.sid.in_({row.account_sid for row in rows})
-            )
-        )
-        tokens = {account.sid: account.auth_token for account in accounts}
+        ids = [row.id for chain in chains for row in chain]
         lease_until = now + timedelta(seconds=self.lease)
-        jobs: list[_Job] = []
-        for row in rows:
-            row.claimed_by = self.worker_id
-            row.claimed_until = lease_until
-            jobs.append(
-                _Job(
-                    id=row.id,
-                    kind=row.kind,
-                    account_sid=row.account_sid,
-                    conference_sid=row.conference_sid,
-                    call_sid=row.call_sid,
-                    sequence_number=row.sequence_number,
-                    url=row.url,
-                    method=row.method,
-                    params=tuple(row.param_pairs),
-                    attempts=row.attempts,
-                    auth_token=tokens.get(row.account_sid),
-                    created=row.created,
+        connection.execute(
+            update(_CALLBACKS)
+            .where(_CALLBACKS.c.id.in_(ids))
+            .values(claimed_by=self.worker_id, claimed_until=lease_until)
+        )
+        account_sids = {row.account_sid for chain in chains for row in chain}
+        tokens = dict(
+            connection.execute(
+                select(_ACCOUNTS.c.sid, _ACCOUNTS.c.auth_token).where(
+                    _ACCOUNTS.c.sid.in_(account_sids)
+                )
+            ).all()
+        )
+        return [
+            tuple(_job(row, tokens.get(row.account_sid), lease_until) for row in chain)
+            for chain in chains
+        ]
+
+    def _candidates(
+        self, connection: Connection, now: datetime, *, wanted: int
+    ) -> tuple[list[str], list[int]]:
+        """Streams with a due, unclaimed row, oldest first, from the due index.
+
+        A window of the ``(status, next_attempt_at)`` index is grouped by
+        stream in SQL (the rows never reach Python).  The first window holds
+        ``_SCAN_PAGE`` rows; only if it is full and yields too few streams is
+        the next, larger one read, and never more than ``_SCAN_ROWS`` rows in
+        all: that is the bound on a claim.  Up to twice ``wanted`` streams are
+        collected, because some turn out to have a head that is not ready.
+        Streams this worker is sending now are left out.
+        """
+        keys: dict[str, None] = {}
+        loose: list[int] = []
+        limit = 2 * wanted
+        for offset, size in ((0, _SCAN_PAGE), (_SCAN_PAGE, _SCAN_ROWS - _SCAN_PAGE)):
+            rows = (
+                select(_CALLBACKS.c.id, _CALLBACKS.c.ordering_key, _CALLBACKS.c.next_attempt_at)
+                .where(_CALLBACKS.c.status == "pending")
+                .where(_CALLBACKS.c.next_attempt_at <= now)
+                .where(_claimable(now))
+                .order_by(_CALLBACKS.c.next_attempt_at, _CALLBACKS.c.id)
+                .limit(size)
+                .offset(offset)
+                .subquery()
+            )
+            # A row without a key is a stream of its own: group it by its id.
+            stream = func.coalesce(rows.c.ordering_key, cast(rows.c.id, String))
+            first = func.min(rows.c.id)
+            groups = (
+                select(
+                    func.min(rows.c.ordering_key).label("key"),
+                    first.label("first"),
+                    func.count().label("rows"),
+                )
+                .group_by(stream)
+                .order_by(func.min(rows.c.next_attempt_at), first)
+            )
+            scanned = 0
+            for group in connection.execute(groups):
+                scanned += group.rows
+                if group.key is None:
+                    loose.append(group.first)
+                elif group.key not in self._busy_streams:
+                    keys.setdefault(group.key)
+            if len(keys) + len(loose) >= limit or scanned < size:
+                break
+        return list(keys), loose
+
+    def _chains(
+        self,
+        connection: Connection,
+        now: datetime,
+        keys: list[str],
+        loose: list[int],
+        *,
+        wanted: int,
+    ) -> list[list[Any]]:
+        """Each candidate's head and its next rows, cut at the first one not ready.
+
+        The probes read three columns per row, with readiness decided in SQL;
+        only the rows kept are then read whole.
+        """
+        chosen: list[list[int]] = []
+        remaining = list(keys)
+        while remaining and len(chosen) < wanted:
+            batch, remaining = remaining[: wanted - len(chosen)], remaining[wanted - len(chosen) :]
+            params: dict[str, Any] = {f"key_{n}": key for n, key in enumerate(batch)}
+            params.update(now=now, depth=self.chain_length)
+            by_key: dict[str, list[Any]] = defaultdict(list)
+            for row in connection.execute(_probe_statement(len(batch)), params):
+                by_key[row.ordering_key].append(row)
+            for key in batch:
+                chain: list[int] = []
+                for row in sorted(by_key.get(key, ()), key=lambda row: row.id):
+                    if not row.ready:
+                        break  # the head itself, or the first row someone holds
+                    chain.append(row.id)
+                if chain:
+                    chosen.append(chain)
+        if loose and len(chosen) < wanted:
+            found = connection.execute(
+                select(_CALLBACKS.c.id)
+                .where(_CALLBACKS.c.id.in_(loose[: wanted - len(chosen)]))
+                .where(_CALLBACKS.c.status == "pending")
+                .where(_CALLBACKS.c.next_attempt_at <= now)
+                .where(_claimable(now))
+            )
+            chosen.extend([callback_id] for callback_id in sorted(found.scalars()))
+        if not chosen:
+            return []
+        rows = {
+            row.id: row
+            for row in connection.execute(
+                select(*_CHAIN_COLUMNS).where(
+                    _CALLBACKS.c.id.in_([i for chain in chosen for i in chain])
                 )
             )
-        return jobs
+        }
+        return [[rows[i] for i in chain if i in rows] for chain in chosen]
+
+    def _lock(
+        self, connection: Connection, now: datetime, chains: list[list[Any]]
+    ) -> list[list[Any]]:
+        """PostgreSQL: lock the chosen rows, skipping any another worker holds.
+
+        The filters are evaluated again on the latest row versions, so a row
+        claimed or sent meanwhile drops out; each chain keeps its prefix of
+        locked rows, and a chain whose head was not locked is dropped.
+        """
+        ids = [row.id for chain in chains for row in chain]
+        locked = set(
+            connection.execute(
+                select(_CALLBACKS.c.id)
+                .where(_CALLBACKS.c.id.in_(ids))
+                .where(_CALLBACKS.c.status == "pending")
+                .where(_CALLBACKS.c.next_attempt_at <= now)
+                .where(_claimable(now))
+                .with_for_update(skip_locked=True)
+            ).scalars()
+        )
+        kept: list[list[Any]] = []
+        for chain in chains:
+            prefix: list[Any] = []
+            for row in chain:
+                if row.id not in locked:
+                    break
+                prefix.append(row)
+            if prefix:
+                kept.append(prefix)
+        return kept
+
+    # --- sending -------------------------------------------------------------------
+
+    def _send_chain(self, chain: tuple[_Job, ...]) -> _ChainResult:
+        """Send a chain in order; stop at the first failure (the rest is released)."""
+        attempted: list[tuple[_Job, _Outcome]] = []
+        for index, job in enumerate(chain):
+            if index > 0 and self._stopping:
+                break
+            lease_until = job.lease_until
+            # A request that could end after the claim is left to the next claim.
+            if (
+                index > 0
+                and lease_until is not None
+                and self._clock() + timedelta(seconds=self.deadline) > lease_until
+            ):
+                break
+            outcome = self._send(job)
+            attempted.append((job, outcome))
+            if not outcome.delivered:
+                break
+        return _ChainResult(tuple(attempted), chain[len(attempted) :])
 
     def _send(self, job: _Job) -> _Outcome:
         if job.auth_token is None:
@@ -359,61 +618,94 @@ class DeliveryWorker:
             return _Outcome(False, error=_short(str(error)), permanent=True)
         try:
             with gevent.Timeout(self.deadline):
-                response = self._http.request(
-                    job.method,
-                    url,
-                    data=body,
-                    headers=headers,
-                    timeout=self.timeout,
-                    stream=True,
-                    allow_redirects=True,
-                )
-                try:
-                    received = 0
-                    for chunk in response.iter_content(8192):
-                        received += len(chunk)
-                        if received > _MAX_RESPONSE_BYTES:
-                            break
-                finally:
-                    response.close()
+                reply = self._transport.send(job.method, url, headers, body, self.timeout)
         except gevent.Timeout:
             return _Outcome(False, error=f"no complete response within {self.deadline:g}s")
-        except requests.RequestException as error:
-            return _Outcome(False, error=_short(f"{type(error).__name__}: {error}"))
-        if 200 <= response.status_code < 300:
-            return _Outcome(True, status_code=response.status_code)
-        return _Outcome(
-            False, status_code=response.status_code, error=f"HTTP {response.status_code}"
-        )
+        if reply.status_code is None:
+            return _Outcome(False, error=_short(reply.error or "no response"))
+        if 200 <= reply.status_code < 300:
+            return _Outcome(True, status_code=reply.status_code)
+        return _Outcome(False, status_code=reply.status_code, error=f"HTTP {reply.status_code}")
 
-    def _record(self, session: Session, job: _Job, outcome: _Outcome) -> None:
+    # --- outcomes ----------------------------------------------------------------------
+
+    def _record(
+        self,
+        connection: Connection,
+        attempted: Sequence[tuple[_Job, _Outcome]],
+        unsent: Sequence[_Job],
+    ) -> None:
+        """Write attempts (batched), release unsent rows, park the streams behind failures."""
         now = self._clock()
-        attempts = job.attempts + 1
-        values: dict[str, object] = {
-            "attempts": attempts,
-            "last_status_code": outcome.status_code,
-            "claimed_by": None,
-            "claimed_until": None,
-        }
-        if outcome.delivered:
-            values.update(status="delivered", delivered_at=now, last_error=None)
-            verdict = "delivered"
-        elif outcome.permanent or attempts >= self.max_attempts:
-            values.update(status="failed", last_error=outcome.error)
-            verdict = "failed (dead letter)"
-        else:
-            delay = backoff_delay(
-                attempts, base_delay=self.base_delay, max_delay=self.max_delay, rng=self._rng
+        mine = (_CALLBACKS.c.claimed_by == self.worker_id,)
+        released = {"claimed_by": None, "claimed_until": None}
+        delivered: dict[int | None, list[_Job]] = defaultdict(list)
+        for job, outcome in attempted:
+            if outcome.delivered:
+                delivered[outcome.status_code].append(job)
+        kept: set[int] = set()
+        for status_code, jobs in delivered.items():
+            kept.update(
+                connection.execute(
+                    update(_CALLBACKS)
+                    .where(_CALLBACKS.c.id.in_([job.id for job in jobs]), *mine)
+                    .values(
+                        status="delivered",
+                        delivered_at=now,
+                        attempts=_CALLBACKS.c.attempts + 1,
+                        last_status_code=status_code,
+                        last_error=None,
+                        **released,
+                    )
+                    .returning(_CALLBACKS.c.id)
+                ).scalars()
             )
-            values.update(next_attempt_at=now + timedelta(seconds=delay), last_error=outcome.error)
-            verdict = f"retry in {delay:.1f}s"
-        result = session.execute(
-            update(Callback)
-            .where(Callback.id == job.id, Callback.claimed_by == self.worker_id)
-            .values(**values),
-            execution_options={"synchronize_session": False},
-        )
-        mine = getattr(result, "rowcount", 1) == 1
+        if unsent:
+            connection.execute(
+                update(_CALLBACKS)
+                .where(_CALLBACKS.c.id.in_([job.id for job in unsent]), *mine)
+                .values(**released)
+            )
+        for job, outcome in attempted:
+            if outcome.delivered:
+                self._log(job, outcome, "delivered", job.id in kept)
+                continue
+            attempts = job.attempts + 1
+            values: dict[str, object] = {
+                "attempts": attempts,
+                "last_status_code": outcome.status_code,
+                "last_error": outcome.error,
+                **released,
+            }
+            if outcome.permanent or attempts >= self.max_attempts:
+                values["status"] = "failed"
+                verdict = "failed (dead letter)"
+                retry_at = None
+            else:
+                delay = backoff_delay(
+                    attempts, base_delay=self.base_delay, max_delay=self.max_delay, rng=self._rng
+                )
+                retry_at = now + timedelta(seconds=delay)
+                values["next_attempt_at"] = retry_at
+                verdict = f"retry in {delay:.1f}s"
+            result = connection.execute(
+                update(_CALLBACKS).where(_CALLBACKS.c.id == job.id, *mine).values(**values)
+            )
+            ours = getattr(result, "rowcount", 1) == 1
+            if ours and retry_at is not None and job.ordering_key is not None:
+                connection.execute(
+                    update(_CALLBACKS)
+                    .where(
+                        _CALLBACKS.c.ordering_key == job.ordering_key,
+                        _CALLBACKS.c.status == "pending",
+                        _CALLBACKS.c.id > job.id,
+                        _CALLBACKS.c.next_attempt_at < retry_at,
+                    )
+                    .values(next_attempt_at=retry_at)
+                )
+            self._log(job, outcome, verdict, ours)
+
+    def _log(self, job: _Job, outcome: _Outcome, verdict: str, ours: bool) -> None:
         log_level = logging.INFO if outcome.delivered else logging.WARNING
         if not log.isEnabledFor(log_level):
             return
@@ -429,10 +721,64 @@ class DeliveryWorker:
             _describe_url(job.url),
             outcome.status_code,
             outcome.error or "ok",
-            attempts,
+            job.attempts + 1,
             verdict,
-            "" if mine else " (claim lost; result discarded)",
+            "" if ours else " (claim lost; result discarded)",
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _probe_statement(streams: int) -> Any:
+    """The first ``:depth`` pending rows of ``streams`` streams (``:key_0`` ...),
+    each with ``ready`` (due and unclaimed at ``:now``) decided in SQL.
+
+    One ``LIMIT`` probe of the ``(ordering_key, status, id)`` index per stream;
+    built once per size, so a claim does not rebuild the expression.
+    """
+    now = bindparam("now", type_=_CALLBACKS.c.next_attempt_at.type)
+    depth = bindparam("depth", type_=Integer)
+    ready = case(
+        (
+            and_(
+                _CALLBACKS.c.next_attempt_at <= now,
+                or_(_CALLBACKS.c.claimed_until.is_(None), _CALLBACKS.c.claimed_until <= now),
+            ),
+            1,
+        ),
+        else_=0,
+    ).label("ready")
+    probes = [
+        select(_CALLBACKS.c.id, _CALLBACKS.c.ordering_key, ready)
+        .where(
+            _CALLBACKS.c.ordering_key == bindparam(f"key_{n}", type_=String),
+            _CALLBACKS.c.status == "pending",
+        )
+        .order_by(_CALLBACKS.c.id)
+        .limit(depth)
+        .subquery()
+        for n in range(streams)
+    ]
+    return union_all(*(select(probe) for probe in probes))
+
+
+def _job(row: Any, auth_token: str | None, lease_until: datetime) -> _Job:
+    pairs = tuple((str(name), str(value)) for name, value in json.loads(row.params))
+    return _Job(
+        id=row.id,
+        kind=row.kind,
+        account_sid=row.account_sid,
+        conference_sid=row.conference_sid,
+        call_sid=row.call_sid,
+        sequence_number=row.sequence_number,
+        url=row.url,
+        method=row.method,
+        params=pairs,
+        attempts=row.attempts,
+        auth_token=auth_token,
+        created=row.created,
+        ordering_key=row.ordering_key,
+        lease_until=lease_until,
+    )
 
 
 def _widen_connection_pool(http: requests.Session, size: int) -> None:
@@ -493,6 +839,19 @@ def retry(session: Session, *, callback_id: int, now: datetime | None = None) ->
     callback.claimed_until = None
     try:
         session.flush()
+        if callback.ordering_key is not None:
+            # Rows parked behind it (see "Parking") follow it now, not at its old backoff.
+            session.execute(
+                update(Callback)
+                .where(
+                    Callback.ordering_key == callback.ordering_key,
+                    Callback.status == "pending",
+                    Callback.id > callback_id,
+                    Callback.next_attempt_at > moment,
+                )
+                .values(next_attempt_at=moment),
+                execution_options={"synchronize_session": False},
+            )
     except SQLAlchemyError as error:
         raise StoreError(describe_error(error)) from error
     log.info("callback %s reset to pending by an operator", callback_id)

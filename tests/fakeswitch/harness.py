@@ -85,6 +85,21 @@ Harness decisions (timing the real switch does not fix; nothing else is relaxed)
       one member. Only a segment with exactly that structure is rewritten (sizes counting down
       by one, at most one floor-change, play-file only in the departure leaving one member,
       nothing else in between); anything else is compared unchanged.
+
+      Extended (lead decision) to a *burst of near-simultaneous departures*: consecutive
+      ``api uuid_kill`` commands on one connection, each within :data:`BURST_SECONDS` of the
+      previous one (:func:`kill_bursts`). Their members' threads notice the hangups on the
+      same 20 ms frame and leave in a racy order; the holder leaves LAST in
+      ``b2_relate_coach`` (kills O1 O2 O3: del-member O2 2, O3 1, floor-change none/none,
+      O1 0) and the first burst of ``b2_record_lifecycle`` (O2 1, none/none, O1 0), FIRST in
+      ``maxmembers_lock`` (kills O1 O2 O4: none/none, O2 2, O1 1, O4 0), the second and third
+      bursts of ``b2_record_lifecycle``, ``b2_reconcile_views`` (second burst),
+      ``recording``, ``b2_hold_native``, ``b2_bgapi_jobuuid`` and ``b2_speaker_storm``. The
+      same rewrite to "holder last" applies, but only to a segment whose del-members are
+      exactly the burst's members (by role, one block each, consecutive in the room stream,
+      sizes counting down by one to the size after the burst); only the holder's position
+      moves, the other members' relative order is still compared.
+      ``test_kill_burst_holder_order_is_canonical`` covers both orders and a wrong size.
 Sockets use TCP_NODELAY so pacing is not stretched by Nagle/delayed-ACK (40 ms per
 command made the fake's 20 ms media frames look late).
 """
@@ -151,6 +166,8 @@ SESSION_RACE_EVENTS = frozenset({"CHANNEL_PARK"})
 # Decision 2: completions of media timers.
 TIMER_ACTIONS = ("play-file-done", "play-file-member-done")
 MOH_SOUND = "local_stream://moh"
+# Decision 5b (extended): uuid_kills closer than this form one burst of departures.
+BURST_SECONDS = 0.005
 
 # Event headers compared (after normalisation); everything else in an event is ignored.
 KEY_HEADERS: tuple[str, ...] = (
@@ -505,16 +522,48 @@ _MEMBER_ID_REPLY = re.compile(r"api uuid_getvar \S+ conference_member_id\s*$")
 _RUN_TIME_REPLY = re.compile(r"api conference \S+ get run_time\s*$")
 
 
+def kill_bursts(capture: Capture) -> list[frozenset[str]]:
+    """Decision 5b: the captured bursts of ``uuid_kill`` (consecutive commands on one
+    connection, each within :data:`BURST_SECONDS` of the previous), as sets of role labels
+    (``<O1>``) of the killed channels; only bursts of two or more."""
+    roles = Roles((f for _, f in capture.frames()), capture.commands(), sip_pins(capture))
+    bursts: list[frozenset[str]] = []
+    current: list[str] = []
+    last: Line | None = None
+    for line in capture.lines:
+        if line.dir != "out":
+            continue
+        m = re.match(r"api uuid_kill (\S+)\s*$", line.raw)
+        if (
+            m
+            and current
+            and last is not None
+            and last.conn == line.conn
+            and line.t - last.t <= BURST_SECONDS
+        ):
+            current.append(roles.uuid_label(m.group(1)))
+        else:
+            if len(current) >= 2:
+                bursts.append(frozenset(current))
+            current = [roles.uuid_label(m.group(1))] if m else []
+        last = line
+    if len(current) >= 2:
+        bursts.append(frozenset(current))
+    return bursts
+
+
 def streams_of(
     frames: Sequence[tuple[str, Frame]],
     roles: Roles,
     api: Mapping[str, Sequence[str]] | None = None,
+    bursts: Sequence[frozenset[str]] = (),
 ) -> dict[str, list[str]]:
     """``"<conn> <stream>" -> [normalised text, ...]`` in arrival order (decisions applied).
 
     ``api``: the api commands sent per connection, so that replies whose body is a bare
     member id (``uuid_getvar <uuid> conference_member_id``) are compared by role and a bare
     ``get run_time`` (seconds of wall clock) is normalised like run_time in json_list.
+    ``bursts``: the capture's :func:`kill_bursts` (decision 5b).
     """
     raw: dict[str, list[tuple[Frame, str]]] = {}
     replies_seen: Counter[str] = Counter()
@@ -536,7 +585,9 @@ def streams_of(
     overrides: dict[tuple[str, int], str] = {}
     for stream, items in raw.items():
         if " room:" in stream:
-            raw[stream] = _canonical_kick_all(items, overrides, stream.split(" ", 1)[0])
+            raw[stream] = _canonical_kick_all(
+                items, overrides, stream.split(" ", 1)[0], bursts
+            )
     out: dict[str, list[str]] = {}
     for stream, items in raw.items():
         if " channel:" in stream:
@@ -554,88 +605,145 @@ _SIZE_RE = re.compile(r"Conference-Size=(\d+)")
 
 
 def _canonical_kick_all(
-    items: list[tuple[Frame, str]], overrides: dict[tuple[str, int], str], conn: str
+    items: list[tuple[Frame, str]],
+    overrides: dict[tuple[str, int], str],
+    conn: str,
+    bursts: Sequence[frozenset[str]] = (),
 ) -> list[tuple[Frame, str]]:
-    """Decision 5b: after ``kick all``/``hup all`` the floor holder's departure goes last.
+    """Decision 5b: after ``kick all``/``hup all`` or within a burst of ``uuid_kill``s the
+    floor holder's departure goes last.
 
     ``items`` is one room stream; rewritten del-member texts are also stored in ``overrides``
     (keyed by connection and frame) for the channel streams.
     """
 
     def action(i: int) -> str:
-        frame = items[i][0]
-        return frame.action or "" if isinstance(frame, Event) else ""
+        return action_of(items[i][0])
 
     out = list(items)
     i = 0
     while i < len(out):
         items = out
-        if action(i) not in ("kick-member", "hup-member"):
+        if action(i) in ("kick-member", "hup-member"):
+            run_end = i
+            while run_end < len(items) and action(run_end) == action(i):
+                run_end += 1
+            n = run_end - i
+            sizes = {_SIZE_RE.search(t) for _, t in items[i:run_end]}
+            if n < 2 or {m.group(1) if m else None for m in sizes} != {str(n)}:
+                i = run_end
+                continue
+            parsed = _departures(items, run_end, n)
+            if parsed is None or not _valid_departures(parsed[0], n):
+                i = run_end
+                continue
+            blocks, j = parsed
+        elif bursts and action(i) in ("floor-change", "play-file", "del-member"):
+            burst = _burst_at(items, i, bursts)
+            if burst is None:
+                i += 1
+                continue
+            blocks, j = burst
+            run_end = i
+        else:
             i += 1
             continue
-        run_end = i
-        while run_end < len(items) and action(run_end) == action(i):
-            run_end += 1
-        n = run_end - i
-        sizes = {_SIZE_RE.search(t) for _, t in items[i:run_end]}
-        if n < 2 or {m.group(1) if m else None for m in sizes} != {str(n)}:
-            i = run_end
-            continue
-        # the departures: [floor-change none/none]? [play-file]? del-member, n times
-        blocks: list[list[tuple[Frame, str]]] = []
-        current: list[tuple[Frame, str]] = []
-        j = run_end
-        while j < len(items) and len(blocks) < n:
-            frame, text = items[j]
-            act = action(j)
-            if act == "del-member":
-                blocks.append([*current, (frame, text)])
-                current = []
-            elif act in ("floor-change", "play-file") and not _is_timer(frame):
-                current.append((frame, text))
-            else:
-                break
-            j += 1
-        if len(blocks) != n or current or not _valid_departures(blocks, n):
-            i = run_end
-            continue
-        holder = [b for b in blocks if action_of(b[0][0]) == "floor-change"]
-        if not holder:
+        rebuilt = _holder_last(blocks, overrides, conn)
+        if rebuilt is None:
             i = j
             continue
-        others = [b for b in blocks if b is not holder[0]]
-        play = [x for b in blocks for x in b if action_of(x[0]) == "play-file"]
-        rebuilt: list[tuple[Frame, str]] = []
-        for k, block in enumerate([*others, holder[0]]):
-            size = n - 1 - k
-            del_frame, del_text = block[-1]
-            new_text = _SIZE_RE.sub(f"Conference-Size={size}", del_text, count=1)
-            overrides[(conn, id(del_frame))] = new_text
-            if block is holder[0]:
-                rebuilt.append(block[0])
-            if size == 1:
-                rebuilt.extend(play)
-            rebuilt.append((del_frame, new_text))
         out = items[:run_end] + rebuilt + items[j:]
         i = run_end + len(rebuilt)
     return out
+
+
+def _departures(
+    items: list[tuple[Frame, str]], start: int, n: int
+) -> tuple[list[list[tuple[Frame, str]]], int] | None:
+    """``n`` departure blocks ``[floor-change]? [play-file]? del-member`` from ``start``."""
+    blocks: list[list[tuple[Frame, str]]] = []
+    current: list[tuple[Frame, str]] = []
+    j = start
+    while j < len(items) and len(blocks) < n:
+        frame, text = items[j]
+        act = action_of(frame)
+        if act == "del-member":
+            blocks.append([*current, (frame, text)])
+            current = []
+        elif act in ("floor-change", "play-file") and not _is_timer(frame):
+            current.append((frame, text))
+        else:
+            break
+        j += 1
+    if len(blocks) != n or current:
+        return None
+    return blocks, j
+
+
+_UNIQUE_RE = re.compile(r"Unique-ID=(<[^>]+>)")
+
+
+def _burst_at(
+    items: list[tuple[Frame, str]], start: int, bursts: Sequence[frozenset[str]]
+) -> tuple[list[list[tuple[Frame, str]]], int] | None:
+    """The departures of exactly one kill burst's members starting at ``start`` (5b)."""
+    for burst in bursts:
+        parsed = _departures(items, start, len(burst))
+        if parsed is None:
+            continue
+        blocks, j = parsed
+        found = [_UNIQUE_RE.search(b[-1][1]) for b in blocks]
+        who = [m.group(1) if m else None for m in found]
+        if set(who) != burst or len(set(who)) != len(who):
+            continue
+        last = _SIZE_RE.search(blocks[-1][-1][1])
+        if last is None or not _valid_departures(blocks, len(blocks), int(last.group(1))):
+            continue
+        return blocks, j
+    return None
+
+
+def _holder_last(
+    blocks: list[list[tuple[Frame, str]]], overrides: dict[tuple[str, int], str], conn: str
+) -> list[tuple[Frame, str]] | None:
+    """Valid departure blocks rewritten to "holder last", or None without a holder."""
+    holder = [b for b in blocks if action_of(b[0][0]) == "floor-change"]
+    if not holder:
+        return None
+    n = len(blocks)
+    base = int(_SIZE_RE.search(blocks[-1][-1][1]).group(1))  # type: ignore[union-attr]
+    others = [b for b in blocks if b is not holder[0]]
+    play = [x for b in blocks for x in b if action_of(x[0]) == "play-file"]
+    rebuilt: list[tuple[Frame, str]] = []
+    for k, block in enumerate([*others, holder[0]]):
+        size = base + n - 1 - k
+        del_frame, del_text = block[-1]
+        new_text = _SIZE_RE.sub(f"Conference-Size={size}", del_text, count=1)
+        overrides[(conn, id(del_frame))] = new_text
+        if block is holder[0]:
+            rebuilt.append(block[0])
+        if size == 1:
+            rebuilt.extend(play)
+        rebuilt.append((del_frame, new_text))
+    return rebuilt
 
 
 def action_of(frame: Frame) -> str:
     return frame.action or "" if isinstance(frame, Event) else ""
 
 
-def _valid_departures(blocks: list[list[tuple[Frame, str]]], n: int) -> bool:
-    """The captured shape of a racy kick-all departure sequence (decision 5b)."""
+def _valid_departures(blocks: list[list[tuple[Frame, str]]], n: int, base: int = 0) -> bool:
+    """The captured shape of a racy departure sequence (decision 5b): sizes ``base+n-1``
+    down to ``base``."""
     floor_changes = 0
     for k, block in enumerate(blocks):
         size = _SIZE_RE.search(block[-1][1])
-        if size is None or int(size.group(1)) != n - 1 - k:
+        if size is None or int(size.group(1)) != base + n - 1 - k:
             return False
         kinds = [action_of(f) for f, _ in block[:-1]]
         if kinds not in ([], ["floor-change"], ["play-file"], ["floor-change", "play-file"]):
             return False
-        if "play-file" in kinds and n - 1 - k != 1:
+        if "play-file" in kinds and base + n - 1 - k != 1:
             return False
         if "floor-change" in kinds:
             floor_changes += 1
@@ -777,11 +885,15 @@ def compare(
         capture.commands() if actual_commands is None else actual_commands,
         actual_pins,
     )
+    bursts = kill_bursts(capture)
     return compare_streams(
         capture.name,
-        streams_of(expected_frames, exp_roles, api_commands(capture)),
+        streams_of(expected_frames, exp_roles, api_commands(capture), bursts),
         streams_of(
-            actual_frames, act_roles, api_commands(capture) if actual_api is None else actual_api
+            actual_frames,
+            act_roles,
+            api_commands(capture) if actual_api is None else actual_api,
+            bursts,
         ),
     )
 
@@ -1355,7 +1467,7 @@ def replay_and_compare(
         alternative = compare_streams(
             capture.name,
             sibling_streams(capture.name),
-            streams_of(frames, act_roles, replay.sent_api),
+            streams_of(frames, act_roles, replay.sent_api, kill_bursts(capture)),
         )
         if alternative.ok:  # decision 5a
             sibling = RACE_SIBLINGS[capture.name][0]
@@ -1390,7 +1502,9 @@ def sibling_streams(name: str) -> dict[str, list[str]]:
 
     return {
         sub(stream): [sub(x) for x in items]
-        for stream, items in streams_of(sibling.frames(), roles, api_commands(sibling)).items()
+        for stream, items in streams_of(
+            sibling.frames(), roles, api_commands(sibling), kill_bursts(sibling)
+        ).items()
     }
 
 

@@ -90,21 +90,31 @@ KNOWN_DIVERGENT: dict[str, str] = {
     "errors.jsonl": "`originate loopback/nosuchext/default` creates channels in the capture "
     "(<X1>: CREATE, PROGRESS, PROGRESS_MEDIA, HANGUP...; <X2>: the vanilla catch-all dialplan "
     "set/log/sleep/ring_ready/playback FILE NOT FOUND); the fake creates none",
-    "b2_record_lifecycle.jsonl": "burst of uuid_kill: the floor holder O1 leaves last in the "
-    "capture (del-member size 0), first in the fake (size 1) - same race as decision 5b but "
-    "after hangups, not approved for the harness; then auto-record/min-required-recording "
-    "pacing (line 221)",
-    "b2_reconcile_views.jsonl": "burst of uuid_kill: departure order of the floor holder "
-    "(<O4> del-member size 1 capture vs 2 fake, <O5> 0 vs 1) - decision-5b race after hangups",
-    "b2_relate_coach.jsonl": "burst of uuid_kill: holder O1 leaves last in the capture (O2 2, "
-    "O3 1, O1 0), in kill order in the fake; O1b CHANNEL_HANGUP before its PLAYBACK ERROR "
-    "(the B-leg of the late holder)",
-    "maxmembers_lock.jsonl": "first-floor race (O2 gets the first floor, as in json_events) "
-    "and the holder leaving FIRST after a burst of uuid_kill (O2 2, O1 1, O4 0); "
-    "<O7> CHANNEL_ANSWER before CHANNEL_CREATE in the capture",
-    "mute_hold_kick.jsonl": "floor does not move to a flagged-but-silent talker when the holder "
-    "is muted (capture: no floor-change at `mute 6`, O2 in its talk hangover; fake Old=O1 "
-    "New=O2); json_list `talking` raced against the start-talking stimulus (item 11)",
+    "b2_record_lifecycle.jsonl": "auto-record (B15) not modelled: inbound replies item 21 "
+    "`recording check` capture '+OK Record file ...-auto.wav (Auto)', fake -ERR; no "
+    "start-recording in the auto/min-recording rooms (room items 3 and 7); <O2>/<O4> "
+    "CHANNEL_ANSWER before CHANNEL_CREATE in the capture (a race: most silent A-legs are "
+    "created first, not approved for the harness)",
+    "b2_reconcile_views.jsonl": "third uuid_kill burst (O4 holder, O5, O6): the non-holders' "
+    "order is racy too - O6 (held; its CHANNEL_HANGUP 22 ms after the others) leaves first "
+    "(<O6> del-member size 2, <O5> 0 after 5b's holder-last rewrite), the fake leaves O5, O6 "
+    "in join order (O6 1, O5 2); decision 5b only moves the holder",
+    "b2_relate_coach.jsonl": "<O1b> item 5: the B-leg of the burst's late-leaving holder O1 "
+    "hangs up BEFORE its PLAYBACK ERROR in the capture, after it in the fake; the holder-last "
+    "burst of b2_record_lifecycle shows the opposite order for the same situation (a race "
+    "like decision 3, on a playback leg; not approved)",
+    "maxmembers_lock.jsonl": "first-floor race in room-max (O2 gets the first floor, as in "
+    "json_events; no sibling capture: <O1>/<O2> item 4); <O7> CHANNEL_ANSWER before "
+    "CHANNEL_CREATE (race, also b2_record_lifecycle); kick all of 4: the non-holders leave "
+    "X1, O6, O8 (not in join order: <O6> del-member size 2 capture, 3 fake) - decision 5b "
+    "only moves the holder",
+    "mute_hold_kick.jsonl": "muting the holder moves the floor only to a member AUDIBLE on "
+    "that frame (mixer: score_iir > SPEAKING_MAX), not to one merely flagged talking: at "
+    "`mute 6` O2 is in its talk hangover (no floor-change), at `tmute 6` inside its 800 ms "
+    "tone (floor O1->O2); the tone cadence vs the client's pace decides, nothing ESL-visible "
+    "(fake: floor to O2 at `mute 6`, then <O1> item 13 Old=O2 New=O1). Also replies item 11: "
+    "json_list already shows O2 talking while its start-talking event follows the reply "
+    "(the stimulus is placed after the command)",
     "b2_announcements.jsonl": "call-2 lacks the socket CHANNEL_EXECUTE on its session stream "
     "(myevents race, like decision 1's CHANNEL_PARK); inbound <O4> item 6: play-file-member x3 "
     "+ speak-text-member missing (member plays queued behind the alone TTS)",
@@ -400,3 +410,69 @@ def test_kick_all_holder_order_is_canonical() -> None:
     bad = [*kicks, floor, alone, ev("del-member", 0, "2"), ev("del-member", 0, "1")]
     assert harness.streams_of(bad, roles) != last  # type: ignore[arg-type]
 
+
+def test_kill_burst_holder_order_is_canonical() -> None:
+    """Decision 5b extended to a burst of ``uuid_kill``s: the holder leaving first
+    (maxmembers_lock) and last (b2_relate_coach) read the same; a wrong size, a departure
+    of a member outside the burst and the other members' order are still compared."""
+    from fsconf.esl.frames import Event
+
+    def ev(action: str, size: int | None = None, member: str | None = None, **extra: str):
+        headers = {
+            "Event-Name": "CUSTOM",
+            "Event-Subclass": "conference::maintenance",
+            "Action": action,
+            "Conference-Name": "r",
+            **extra,
+        }
+        if size is not None:
+            headers["Conference-Size"] = str(size)
+        if member is not None:
+            headers["Member-ID"] = member
+            headers["Unique-ID"] = f"00000000-0000-0000-0000-00000000000{member}"
+            headers["Hangup-Cause"] = "NORMAL_CLEARING"
+        return ("inbound", Event(headers, None, "plain"))
+
+    def uuid(member: str) -> str:
+        return f"00000000-0000-0000-0000-00000000000{member}"
+
+    floor = ev("floor-change", **{"Old-ID": "none", "New-ID": "none"})
+    joins = [ev("add-member", k, str(k)) for k in (1, 2, 3, 4)]
+    # members 1..3 killed in one burst, member 4 stays; 1 holds the floor
+    holder_first = [*joins, floor, ev("del-member", 3, "1"), ev("del-member", 2, "2"),
+                    ev("del-member", 1, "3")]
+    holder_last = [*joins, ev("del-member", 3, "2"), ev("del-member", 2, "3"), floor,
+                   ev("del-member", 1, "1")]
+    commands = [f"bgapi originate {{origination_uuid={uuid(m)}}}loopback/talk/default "
+                "&conference(r)\n\n" for m in "1234"]
+    roles = harness.Roles((f for _, f in holder_first), commands)
+    burst = [frozenset({"<O1>", "<O2>", "<O3>"})]
+    first = harness.streams_of(holder_first, roles, None, burst)  # type: ignore[arg-type]
+    last = harness.streams_of(holder_last, roles, None, burst)  # type: ignore[arg-type]
+    assert first == last
+    # without the burst nothing is rewritten
+    assert harness.streams_of(holder_first, roles) != harness.streams_of(holder_last, roles)  # type: ignore[arg-type]
+    # a wrong size is not canonicalised away
+    bad = [*joins, floor, ev("del-member", 3, "1"), ev("del-member", 1, "2"),
+           ev("del-member", 1, "3")]
+    assert harness.streams_of(bad, roles, None, burst) != last  # type: ignore[arg-type]
+    # the other members' relative order is still compared
+    swapped = [*joins, floor, ev("del-member", 3, "1"), ev("del-member", 2, "3"),
+               ev("del-member", 1, "2")]
+    assert harness.streams_of(swapped, roles, None, burst) != last  # type: ignore[arg-type]
+    # a departure of a member outside the burst is not moved
+    other = [frozenset({"<O1>", "<O2>", "<O4>"})]
+    assert harness.streams_of(holder_first, roles, None, other) != harness.streams_of(  # type: ignore[arg-type]
+        holder_last, roles, None, other  # type: ignore[arg-type]
+    )
+
+
+def test_kill_bursts_are_read_from_the_capture() -> None:
+    """Decision 5b's bursts: consecutive uuid_kills within BURST_SECONDS."""
+    assert harness.kill_bursts(load_capture("b2_relate_coach.jsonl")) == [
+        frozenset({"<O1>", "<O2>", "<O3>"})
+    ]
+    assert harness.kill_bursts(load_capture("maxmembers_lock.jsonl")) == [
+        frozenset({"<O1>", "<O2>", "<O4>"})
+    ]
+    assert harness.kill_bursts(load_capture("basic_two_party.jsonl")) == []  # 1 s apart

@@ -30,7 +30,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from fsconf.demo import Stack
-from tests.e2e.support import has, rest, wait
+from tests.e2e.support import AudioServer, has, rest, wait
 from tests.hostile.support import Placed, hang_up, place, settle, switch_text, watch
 
 MARK = "INJECT9z"
@@ -136,18 +136,22 @@ def test_rest_parameters_are_validated_or_sent_encoded(stack: Stack, live: Live)
     # Nothing at all was sent to FreeSWITCH for a refused request.
     assert len(stack.switch.commands) == sent_before
 
-    # Accepted odd values: valid URLs whose path is full of FreeSWITCH syntax.
-    odd = f"http://127.0.0.1:9/{MARK}/${{uuid_kill}}|{{a=b}}'\"@+^(x)"
-    held = participant.update(hold=True, hold_url=odd, hold_method="GET")
-    assert held.hold is True
-    unheld = participant.update(hold=False)
-    assert unheld.hold is False
-    conference.update(announce_url=odd)
-    participant.update(announce_url=odd, announce_method="GET")
+    # Accepted odd values: valid URLs whose path is full of FreeSWITCH syntax,
+    # on a live audio host (fsconf fetches a HoldUrl/AnnounceUrl before playing
+    # it, since it may be TwiML).
+    with AudioServer() as audio:
+        odd = audio.url(f"/{MARK}/${{uuid_kill}}|{{a=b}}'\"@+^(x)")
+        held = participant.update(hold=True, hold_url=odd, hold_method="GET")
+        assert held.hold is True
+        unheld = participant.update(hold=False)
+        assert unheld.hold is False
+        conference.update(announce_url=odd)
+        participant.update(announce_url=odd, announce_method="GET")
+        host = audio.url("")
     assert len(stack.switch.commands) > sent_before
     text = switch_text(stack)
     # Sent percent-encoded (hold media and both announcements), never raw.
-    encoded = f"http_cache://http://127.0.0.1:9/{MARK}/%24%7Buuid_kill%7D%7C%7Ba=b%7D%27%22@+%5E(x)"
+    encoded = f"http_cache://{host}/{MARK}/%24%7Buuid_kill%7D%7C%7Ba=b%7D%27%22@+%5E(x)"
     assert text.count(encoded) >= 3, [line for line in text.splitlines() if MARK in line]
     assert_nothing_raw(text.replace(encoded, ""))
     print(
