@@ -33,13 +33,16 @@ KEYS: dict[str, str] = {
     "FSCONF_VOICE_METHOD": "POST",
     "FSCONF_DIAL_STRING": "loopback/{to}/default",
     "FSCONF_DIALOUT_SOCKET": "",
+    "FSCONF_OUTBOUND_ALLOW": "",
 }
 """``FSCONF_DIAL_STRING``: how a dial-out (Participants create) reaches its To;
 ``{to}`` is replaced by the validated To (``+15551234567``, ``sip:a@b``,
 ``client:name``). The default hands it to FreeSWITCH's own dialplan (context
 ``default``). ``FSCONF_DIALOUT_SOCKET``: the ``host:port`` at which FreeSWITCH
 reaches fsconf's outbound server for an answered dial-out (default: the
-``FSCONF_OUTBOUND_LISTEN`` address)."""
+``FSCONF_OUTBOUND_LISTEN`` address). ``FSCONF_OUTBOUND_ALLOW``: the addresses
+allowed to connect to the outbound server, comma-separated (default: the hosts
+of ``FSCONF_ESL``; ``*`` allows any)."""
 
 DIAL_STRING_CHARS = re.compile(r"[A-Za-z0-9_.+@:/=-]*")
 
@@ -57,17 +60,20 @@ class EslNode:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    database_url: str
+    # URLs may embed passwords (postgresql://user:pw@..., https://user:pw@...):
+    # kept out of repr like the other secrets.
+    database_url: str = field(repr=False)
     esl_nodes: tuple[EslNode, ...]
     outbound_listen: tuple[str, int]
     http_listen: tuple[str, int]
     public_url: str
     account_sid: str
     auth_token: str = field(repr=False)
-    voice_url: str
+    voice_url: str = field(repr=False)
     voice_method: str
     dial_string: str = KEYS["FSCONF_DIAL_STRING"]
     dialout_socket: tuple[str, int] | None = None
+    outbound_allow: tuple[str, ...] = ()
 
 
 def parse_dial_string(value: str) -> str:
@@ -152,4 +158,7 @@ def load_settings(
         dialout_socket=parse_address("FSCONF_DIALOUT_SOCKET", values["FSCONF_DIALOUT_SOCKET"])
         if values["FSCONF_DIALOUT_SOCKET"]
         else None,
+        outbound_allow=tuple(
+            item.strip() for item in values["FSCONF_OUTBOUND_ALLOW"].split(",") if item.strip()
+        ),
     )

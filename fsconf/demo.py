@@ -33,6 +33,7 @@ import gevent
 import gevent.event
 from gevent.pywsgi import WSGIServer
 
+from fsconf.conference.model import EngineConfig
 from fsconf.config import EslNode, Settings
 from fsconf.service.app import Fsconf, Tuning
 from fsconf.testing import FakeSwitch
@@ -160,9 +161,17 @@ def running_stack(database_url: str | None = None, *, time_scale: float = 0.05) 
             voice_url="",
             voice_method="POST",
         )
+        recordings = Path(workdir) / "recordings"
+        recordings.mkdir()
         app = Fsconf(
             settings,
-            tuning=Tuning(delivery_base_delay=0.05, delivery_poll_interval=0.05),
+            tuning=Tuning(
+                delivery_base_delay=0.05,
+                delivery_poll_interval=0.05,
+                engine=EngineConfig(
+                    public_url=settings.public_url, recordings_dir=str(recordings)
+                ),
+            ),
         )
         app.start()
         try:

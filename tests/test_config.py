@@ -69,3 +69,24 @@ def test_ini_file_sets_keys_and_environment_wins(tmp_path):
 def test_missing_ini_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError):
         load_settings({}, config_file=str(tmp_path / "absent.ini"))
+
+
+def test_urls_with_credentials_are_not_in_repr():
+    settings = load_settings(
+        {
+            "FSCONF_DATABASE_URL": "postgresql+psycopg://fsconf:S3cretPW@db/fsconf",
+            "FSCONF_VOICE_URL": "https://user:V0icePW@app.example/voice?token=T0K",
+        }
+    )
+    text = repr(settings)
+    assert "S3cretPW" not in text and "V0icePW" not in text and "T0K" not in text
+
+
+def test_log_url_keeps_only_scheme_host_and_path():
+    from fsconf.redact import log_url
+
+    assert log_url("https://user:pw@app.example:8443/cb/x?api_key=SECRET#f") == (
+        "https://app.example:8443/cb/x"
+    )
+    assert log_url("") == "''" and log_url(None) == "-"
+    assert log_url("http://[::1") == "<unparsable URL>"

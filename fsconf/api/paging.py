@@ -94,7 +94,12 @@ def _encode_value(value: Any) -> Any:
 
 def _decode_value(kind: type, value: Any) -> Any:
     if kind is datetime:
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
+        # Our tokens always carry UTC; a naive one was not made by us and would
+        # fail in the database (500) instead of being refused (400).
+        if moment.tzinfo is None:
+            raise ValueError(value)
+        return moment
     if not isinstance(value, kind):
         raise TypeError(value)
     return value

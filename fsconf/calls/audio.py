@@ -46,6 +46,7 @@ from fsconf.calls.voices import TtsConfig
 from fsconf.errors import EslDisconnected, EslError, TwimlError
 from fsconf.esl import commands
 from fsconf.esl.frames import Event
+from fsconf.redact import log_url
 from fsconf.twiml import Audio, Pause, Play, Redirect, Response, Say
 from fsconf.twiml.errors import SCHEMA_VALIDATION
 
@@ -194,7 +195,9 @@ class AudioLoop:
     def _report(self, error: TwimlError) -> None:
         self.error = error
         self.ready.set()
-        logger.warning("%s: wait/hold audio %s failed: %s", self._log_name, self.url, error)
+        logger.warning(
+            "%s: wait/hold audio %s failed: %s", self._log_name, log_url(self.url), error
+        )
         if self._on_error is not None:
             self._on_error(error)
 

@@ -38,6 +38,7 @@ import requests
 
 from fsconf.calls.params import Pairs
 from fsconf.errors import TwimlError
+from fsconf.redact import log_url
 from fsconf.twiml import Audio, Response, classify_response
 from fsconf.twiml.errors import HTTP_RETRIEVAL_FAILURE, RESPONSE_TOO_LARGE
 from fsconf.twiml.parser import AUDIO_MEDIA_TYPES, DEFAULT_MAX_BYTES
@@ -105,7 +106,7 @@ class Fetcher:
             final_url, headers, body = build_request(url, method, params, auth_token)
         except ValueError as error:
             raise TwimlError(INVALID_URL, f"invalid URL: {error}", url=url) from None
-        logger.debug("%s: %s %s", log_name, method.upper(), final_url)
+        logger.debug("%s: %s %s", log_name, method.upper(), log_url(final_url))
         try:
             with gevent.Timeout(self.timeouts.total, _Deadline):
                 return self._exchange(method.upper(), final_url, headers, body, restricted, url)

@@ -48,6 +48,7 @@ from fsconf.calls.program import (
 )
 from fsconf.errors import EslDisconnected, TwimlError
 from fsconf.esl.outbound import OutboundSession
+from fsconf.redact import log_url
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,9 @@ class CallRunner:
         raise AssertionError(f"unexpected step {step!r}")
 
     def _fetch(self, step: Fetch) -> Result:
-        logger.info("%s: fetching %s (%s)", self.call.call_sid, step.url, step.purpose.value)
+        logger.info(
+            "%s: fetching %s (%s)", self.call.call_sid, log_url(step.url), step.purpose.value
+        )
         try:
             document = self._fetcher.fetch(
                 step.url, step.method, step.params, self._auth_token, log_name=self.call.call_sid

@@ -47,6 +47,7 @@ from fsconf.calls.runner import CallRunner
 from fsconf.calls.voices import TtsConfig
 from fsconf.errors import EslError, StoreError
 from fsconf.esl.outbound import OutboundSession
+from fsconf.redact import log_url
 from fsconf.store import (
     create_alert,
     create_call,
@@ -259,7 +260,9 @@ class CallService:
         )
 
     def _store_alert(self, call: CallParams, alert: RecordAlert) -> None:
-        logger.warning("%s: alert %d: %s (%s)", call.call_sid, alert.code, alert.message, alert.url)
+        logger.warning(
+            "%s: alert %d: %s (%s)", call.call_sid, alert.code, alert.message, log_url(alert.url)
+        )
         self._store(
             call.call_sid,
             f"alert {alert.code}",

@@ -130,7 +130,10 @@ def quote_url(url: str) -> str:
     """
     if any(c in url for c in _FORBIDDEN):
         raise EslArgumentError("url", url, "contains CR, LF or NUL")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise EslArgumentError("url", url, "is not a URL") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise EslArgumentError("url", url, "must be an absolute http(s) URL")
     return quote(url, safe="/:?#[]@!&()*+;=%-._~")
@@ -420,6 +423,9 @@ def _originate_leg(
             raise EslArgumentError("timeout", timeout, "must be 1..600 seconds")
         merged["originate_timeout"] = str(timeout)
     _check("endpoint", endpoint, _ENDPOINT, "a dial string like sofia/gateway/gw/+1555")
+    if ":_:" in endpoint:
+        # FreeSWITCH's separator for dialling several legs at once.
+        raise EslArgumentError("endpoint", endpoint, "must dial exactly one leg (no :_:)")
     return f"{_vars_prefix(merged)}{endpoint}"
 
 

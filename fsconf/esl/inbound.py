@@ -192,6 +192,10 @@ class InboundClient:
             raise EslCommandError(label, reply.reply_text)
         return reply
 
+    def forget_job(self, job_uuid: str) -> None:
+        """Stop waiting for a job's BACKGROUND_JOB (its caller gave up on it)."""
+        self._jobs.pop(job_uuid, None)
+
     def bgapi(
         self, text: str, *, job_uuid: str | None = None, timeout: float | None = None
     ) -> gevent.event.AsyncResult:

@@ -127,6 +127,10 @@ class OutboundSession:
     def connect(self) -> Mapping[str, str]:
         """``connect``: learn the channel data (the reply's headers)."""
         reply = self._command(commands.connect())
+        uuid = reply.headers.get("Unique-ID") or reply.headers.get("variable_uuid") or ""
+        # The channel uuid becomes our CallSid and goes into later commands:
+        # a peer that is not a FreeSWITCH (or is lying) is refused here.
+        commands.check_uuid(uuid, "Unique-ID")
         self.channel_data = reply.headers
         logger.info("%s: outbound session connected", self.log_name)
         return self.channel_data
@@ -333,8 +337,10 @@ class OutboundServer:
         handler: SessionHandler,
         *,
         command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
+        allowed_peers: frozenset[str] | None = None,
     ) -> None:
         self._handler = handler
+        self._allowed_peers = allowed_peers
         self._command_timeout = command_timeout
         # A pool, so stop() can wait for the calls in progress (and then end
         # them) instead of leaving their greenlets running after shutdown.
@@ -359,6 +365,12 @@ class OutboundServer:
         self._server.stop(timeout=timeout)
 
     def _serve(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        if self._allowed_peers is not None and address[0] not in self._allowed_peers:
+            # Whoever reaches this port could pose as FreeSWITCH and make fsconf
+            # fetch URLs signed with an account's token: only the switches.
+            logger.warning("outbound ESL: refused a connection from %s", address[0])
+            sock.close()
+            return
         session = OutboundSession(sock, address, command_timeout=self._command_timeout)
         self.sessions.add(session)
         try:

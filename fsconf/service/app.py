@@ -148,10 +148,16 @@ class Fsconf:
             ),
             gateway=self.conferences,
         )
-        self.outbound = OutboundServer(settings.outbound_listen, self.calls.handle)
+        self.outbound = OutboundServer(
+            settings.outbound_listen, self.calls.handle, allowed_peers=outbound_peers(settings)
+        )
         self.control = LiveControl(self.conferences, self.dialout)
         self.api = create_app(
-            session_factory=self.sessions, control=self.control, public_url=settings.public_url
+            session_factory=self.sessions,
+            control=self.control,
+            public_url=settings.public_url,
+            # Recording media and deletes are confined to the recordings directory.
+            recordings_dir=engine_config.recordings_dir,
         )
         self.http = WSGIServer(
             settings.http_listen, self.metrics.wrap(self.api, self._gauges), log=None
@@ -347,3 +353,20 @@ def _dead_claim(claimed_by: str, host: str) -> bool:
 
 
 ServeHook = Callable[[Fsconf], None]
+
+
+def outbound_peers(settings: Settings) -> frozenset[str] | None:
+    """Who may connect to the outbound server: the FreeSWITCH nodes (resolved
+    now), or ``FSCONF_OUTBOUND_ALLOW``; ``*`` means anyone (None)."""
+    names = settings.outbound_allow or tuple(node.host for node in settings.esl_nodes)
+    if "*" in names:
+        return None
+    addresses: set[str] = set()
+    for name in names:
+        try:
+            infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+        except OSError:
+            logger.warning("FSCONF_OUTBOUND_ALLOW: cannot resolve %s; skipped", name)
+            continue
+        addresses.update(str(info[4][0]) for info in infos)
+    return frozenset(addresses)

@@ -58,6 +58,7 @@ from fsconf.conference.model import (
     DEFAULT_TIME_LIMIT,
     DEFAULT_WAIT_URL,
     Beep,
+    ConferenceStatus,
     HttpMethod,
     JitterBufferSize,
     ParticipantSettings,
@@ -330,8 +331,9 @@ class DialOut:
             logger.error("%s: no FreeSWITCH node connected: dial-out failed", leg.call_sid)
             self.advance(leg, "failed")
             return
+        job_uuid = str(uuid_module.uuid4())
         try:
-            job = node.bgapi(leg.command, job_uuid=str(uuid_module.uuid4()))
+            job = node.bgapi(leg.command, job_uuid=job_uuid)
         except EslError as error:
             logger.error("%s: originate refused: %s", leg.call_sid, error)
             self.advance(leg, "failed")
@@ -342,6 +344,7 @@ class DialOut:
             result = job.get(timeout=leg.create.timeout + self.connect_timeout)
         except gevent.Timeout:
             logger.error("%s: no BACKGROUND_JOB for the originate", leg.call_sid)
+            node.forget_job(job_uuid)
             self._give_up(leg, node)
             return
         except EslError as error:
@@ -386,6 +389,17 @@ class DialOut:
             to=leg.create.to,
             direction=DIRECTION,
         )
+        if not self._conference_still_active(leg):
+            # Created into a conference (by SID) that has ended since: joining by
+            # name would put the callee into another conference, or a new one.
+            logger.warning(
+                "%s: conference %s ended while it rang: hanging up",
+                leg.call_sid,
+                leg.conference_sid,
+            )
+            self.advance(leg, "failed")
+            session.hangup()
+            return
         try:
             outcome = self.conferences.join_settings(
                 make_handle(session, call, leg.auth_token), leg.friendly_name, leg.settings
@@ -401,6 +415,14 @@ class DialOut:
             self.advance(leg, "completed")
 
     # --- status steps -------------------------------------------------------------------
+
+    def _conference_still_active(self, leg: Leg) -> bool:
+        room = self.conferences.rooms.get(leg.conference_sid)
+        if room is not None:
+            return room.state.status is not ConferenceStatus.COMPLETED
+        with transaction(self.sessions) as db:
+            conference = repositories.get_conference(db, sid=leg.conference_sid)
+            return conference is not None and conference.status != "completed"
 
     def advance(self, leg: Leg, status: str) -> None:
         """Move ``leg`` to ``status``: rows and callbacks, skipped steps filled in."""

@@ -107,6 +107,7 @@ from fsconf.calls.params import Pairs
 from fsconf.calls.voices import TtsConfig, select_voice
 from fsconf.errors import EslArgumentError, TwimlError
 from fsconf.esl import commands
+from fsconf.redact import log_url
 from fsconf.store import models
 from fsconf.store.db import transaction
 from fsconf.twiml import Audio, Pause, Play, Redirect, Response, Say
@@ -186,14 +187,19 @@ def _cycle(
         if redirect is None or redirect.url in seen:
             break  # the end of the document, or a Redirect back: the cycle is closed
         if fetched >= limits.max_documents:
-            logger.warning("media %s: more than %d documents", document.url, fetched)
+            logger.warning("media %s: more than %d documents", log_url(document.url), fetched)
             break
         seen.add(redirect.url)
         fetched += 1
         try:
             answer = fetch(redirect.url, str(redirect.method))
         except TwimlError as error:
-            logger.warning("media %s: Redirect %s failed: %s", document.url, redirect.url, error)
+            logger.warning(
+                "media %s: Redirect %s failed: %s",
+                log_url(document.url),
+                log_url(redirect.url),
+                error,
+            )
             break
         if isinstance(answer, Audio):
             items.append(_Item(commands.http_part(answer.url), 1))
@@ -297,7 +303,7 @@ class MediaResolver:
                 "%s %s: HoldUrl %s failed (%s): holding with the default hold media",
                 target.conference_sid,
                 target.call_sid,
-                url,
+                log_url(url),
                 error,
             )
             return self.hold_fallback
@@ -307,10 +313,14 @@ class MediaResolver:
         try:
             return self._resolve(target, url, method, loop=False)
         except TwimlError as error:
-            logger.warning("%s: AnnounceUrl %s failed: %s", target.conference_sid, url, error)
+            logger.warning(
+                "%s: AnnounceUrl %s failed: %s", target.conference_sid, log_url(url), error
+            )
             return error
         except EslArgumentError as error:
-            logger.warning("%s: AnnounceUrl %s unsafe: %s", target.conference_sid, url, error)
+            logger.warning(
+                "%s: AnnounceUrl %s unsafe: %s", target.conference_sid, log_url(url), error
+            )
             return TwimlError(SCHEMA_VALIDATION, f"unplayable announcement: {error}", url=url)
 
     def _resolve(self, target: Target, url: str, method: str, *, loop: bool) -> str:

@@ -82,6 +82,7 @@ from fsconf.conference.model import (
     RecordingEvent,
 )
 from fsconf.conference.restore import restore_conference
+from fsconf.esl import commands
 from fsconf.esl.frames import ApiResponse
 from fsconf.service.conferences import ConferenceService
 from fsconf.store import models
@@ -218,7 +219,7 @@ class Reconciler:
             if is_adopted:
                 for uuid in lingering(room.state, view):
                     logger.warning("%s: hanging up %s: its controller is gone", room.sid, uuid)
-                    client.api(f"uuid_kill {uuid}", check=False)
+                    client.api(commands.uuid_kill_cmd(uuid), check=False)
             for engine_input in reconcile_inputs(room.state, view, adopted=is_adopted):
                 logger.info("%s: reconciled: %r", room.sid, engine_input)
                 room.submit(engine_input)

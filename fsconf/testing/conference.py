@@ -186,6 +186,26 @@ class Room:
     sounds_on: dict[str, bool] = field(default_factory=dict)
     departing: list[Member] = field(default_factory=list)
     """Members whose channel hung up during the current frame (they leave together)."""
+    auto_record: str | None = None
+    """``conference_auto_record`` of the member that created the room (B15)."""
+    auto_recording: bool = False
+
+    def check_auto_record(self) -> None:
+        """B15 (b2_record_lifecycle): the room records ``auto_record`` once it has
+        ``min-required-recording-participants`` members (profile, default 1): start-recording
+        right after the join that reaches the count, listed with ``(Auto)`` by ``recording
+        check``; it never restarts and stops when the room is destroyed."""
+        if not self.auto_record or self.auto_recording or self.ending:
+            return
+        try:
+            need = int(self.params.get("min-required-recording-participants", "1") or 1)
+        except ValueError:
+            need = 1
+        if len(self.members) < need:
+            return
+        self.auto_recording = True
+        self.recordings.append(Recording(self.auto_record, time.monotonic(), auto=True))
+        self.fire("start-recording", extra={"Path": self.auto_record})
 
     def transfer(self, member: Member, target: str) -> None:
         """``transfer``: transfer event, del-member here, the channel joins ``target``."""
@@ -694,7 +714,8 @@ def new_room(switch: FakeSwitch, name: str, profile: str, creator: Channel) -> R
     except ValueError:
         max_members = 0
     room = Room(name=name, profile=profile, uuid=str(uuid_module.uuid4()), switch=switch,
-                variables=variables, max_members=max_members)
+                variables=variables, max_members=max_members,
+                auto_record=creator.variables.get("conference_auto_record") or None)
     switch.rooms[name] = room
     room.fire("conference-create")
     return room
@@ -873,12 +894,22 @@ def _set(room: Room, args: list[str]) -> str:
 
 def _lock(room: Room, args: list[str]) -> str:
     room.locked = True
+    _lock_sound(room, "is-locked-sound")
     room.fire("lock")
     return f"+OK {room.name} locked\n"
 
 
+def _lock_sound(room: Room, param: str) -> None:
+    """maxmembers_lock, sipp_inbound: the profile's is-locked / is-unlocked sound is played
+    to the room (play-file, which fails on the captured switch) before the lock event."""
+    sound = room.params.get(param)
+    if sound:
+        room.play_error(sound)
+
+
 def _unlock(room: Room, args: list[str]) -> str:
     room.locked = False
+    _lock_sound(room, "is-unlocked-sound")
     room.fire("unlock")
     return f"+OK {room.name} unlocked\n"
 

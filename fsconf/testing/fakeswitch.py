@@ -593,6 +593,7 @@ def _app_conference(channel: Channel, arg: str) -> str:
         room.enqueue(enter_sound)  # B8: only play-file-done
     if room.floor is None:
         room.set_floor(member)
+    room.check_auto_record()
     if not others:
         room.play_moh()
     member.left.wait()

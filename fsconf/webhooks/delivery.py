@@ -358,7 +358,13 @@ class DeliveryWorker:
             free = self._pool.free_count() if not self._stopping else 0
             chains: list[tuple[_Job, ...]] = []
             if results or (claim and free > 0):
-                chains = self._settle(results, claim=free)
+                try:
+                    chains = self._settle(results, claim=free)
+                except (StoreError, SQLAlchemyError):
+                    if not in_flight:
+                        raise
+                    # Only a claim failed (outcomes never raise): finish what runs.
+                    log.exception("delivery worker %s: claim failed", self.worker_id)
                 attempts += sum(len(result.attempted) for result in results)
                 results = []
                 last_claim = time.monotonic()

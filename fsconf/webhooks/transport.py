@@ -142,6 +142,10 @@ class Transport:
         return route
 
     def _manager_for(self, url: str) -> urllib3.PoolManager | None:
+        if urlsplit(url).username is not None:
+            # https://user:pass@host/... (Twilio supports it): requests turns the
+            # userinfo into Basic auth; the fast path would send it nowhere.
+            return None
         settings = self.session.merge_environment_settings(url, {}, None, self.session.verify, None)
         proxies = {key: value for key, value in (settings.get("proxies") or {}).items() if value}
         if proxies or settings.get("cert"):
@@ -245,7 +249,11 @@ class Transport:
             finally:
                 response.close()
         except requests.RequestException as error:
-            return Reply(error=f"{type(error).__name__}: {error}")
+            # The message quotes the URL (query tokens included): keep the
+            # class and the root cause's class only; last_error is shown by the CLI.
+            cause = error.__context__ or error.__cause__
+            reason = f" ({type(cause).__name__})" if cause is not None else ""
+            return Reply(error=f"{type(error).__name__}{reason}")
         return Reply(status_code=response.status_code)
 
 

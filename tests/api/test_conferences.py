@@ -155,6 +155,14 @@ def test_filters_from_the_library(twilio, world: World):
         ({"PageToken": "garbage"}, 20001),
         ({"PageToken": "PAbm90IGpzb24"}, 20001),
         ({"PageToken": "PAWyJ4Il0"}, 20001),
+        # A token we did not make: a date without a timezone (was a 500).
+        (
+            {
+                "PageToken": "PAWyIyMDIwLTAxLTAxVDAwOjAwOjAwIiwiQ0ZhYWFhYWFhYWFhYWFhYWFh"
+                "YWFhYWFhYWFhYWFhYWFhYSJd"
+            },
+            20001,
+        ),
     ],
 )
 def test_bad_list_parameters(api: Api, params, code):

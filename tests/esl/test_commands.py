@@ -690,3 +690,16 @@ def test_password_never_appears_in_the_error():
         assert error.value == "***"
         if password:
             assert password not in str(error)
+
+
+def test_originate_refuses_a_second_leg_hidden_in_the_endpoint():
+    with pytest.raises(EslArgumentError, match=":_:"):
+        c.originate_cmd(
+            origination_uuid="4b7d33ca-df87-40c7-a08c-99870c5beb41",
+            endpoint="loopback/1/default:_:sofia/gateway/premium/+19005550100",
+        )
+
+
+def test_quote_url_refuses_an_unparsable_url_with_its_own_error():
+    with pytest.raises(EslArgumentError):
+        c.quote_url("http://[::1")

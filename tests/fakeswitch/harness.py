@@ -97,9 +97,41 @@ Harness decisions (timing the real switch does not fix; nothing else is relaxed)
       ``recording``, ``b2_hold_native``, ``b2_bgapi_jobuuid`` and ``b2_speaker_storm``. The
       same rewrite to "holder last" applies, but only to a segment whose del-members are
       exactly the burst's members (by role, one block each, consecutive in the room stream,
-      sizes counting down by one to the size after the burst); only the holder's position
-      moves, the other members' relative order is still compared.
+      sizes counting down by one to the size after the burst); the other members' order
+      is canonical too since decision 6.
       ``test_kill_burst_holder_order_is_canonical`` covers both orders and a wrong size.
+6. **Any order within a departure burst** (lead decision 1, :func:`_holder_last`): in the
+   segments decision 5b recognises (a kick all / hup all run, a uuid_kill burst) the
+   non-holders' order is racy too: ``b2_reconcile_views`` third burst (kills O4 holder, O5,
+   O6; O6 - held, its CHANNEL_HANGUP 22 ms after the others - leaves first, join order would
+   put O5 first) and ``maxmembers_lock`` ``kick all`` of 4 (X1, O6, O8 after the holder; join
+   order O6, X1, O8). Both sides are rewritten to the non-holders sorted by role label, the
+   holder last, sizes renumbered. Members outside the segment keep their order, and a segment
+   with a member outside the burst or a wrong size is still compared unchanged.
+   ``test_kill_burst_holder_order_is_canonical`` covers both orders and the rejections.
+7. **Talk/playback B-leg whose A-leg was killed** (lead decision 2, decision 3 for playback
+   legs, :func:`_canonical_playback_end`): ``CHANNEL_HANGUP`` before or after its
+   ``CHANNEL_EXECUTE_COMPLETE playback`` with ``PLAYBACK ERROR`` (``b2_relate_coach`` O1b
+   hangs up first, ``b2_record_lifecycle`` first burst's holder B-leg errors first, same
+   situation). On a loopback B-leg (``<..b>``) the pair HANGUP, EXECUTE_COMPLETE(PLAYBACK
+   ERROR) is read as EXECUTE_COMPLETE, HANGUP, the late EXECUTE_COMPLETE's ``Hangup-Cause``
+   dropped; the HANGUP's cause is still compared. ``test_playback_leg_hangup_order``.
+8. **CHANNEL_ANSWER before CHANNEL_CREATE of an originated A-leg** (lead decision 3,
+   :func:`_canonical_create_answer`): ``b2_record_lifecycle`` O2/O4 (and maxmembers_lock O7)
+   answer first, every other originated A-leg is created first. An ``<O n>`` stream starting
+   ANSWER, CREATE is read as CREATE, ANSWER; that pair only.
+   ``test_originated_create_answer_order``.
+9. **mute_hold_kick: muting the floor holder** (lead decision 4). The floor moves on the
+   holder's mute only to a member AUDIBLE on that frame, not to one merely flagged talking
+   (``mute 6``: O2 in its hangover, floor stays; ``tmute 6``: O2 inside its tone, floor
+   O1 -> O2); nothing on the socket reveals the audio. :func:`_canonical_mute_floor` reads
+   "moves" as "stays": a ``floor-change A -> B`` directly after A's mute-member, B flagged
+   talking, is dropped together with the room's next floor-change when that is the return
+   ``B -> A`` (room and channel streams); nothing else. ``test_mute_holder_floor_outcomes``.
+   Also (:func:`early_stimuli`): a start_talking stimulus whose event the capture received
+   after the reply of a list / json_list / xml_list that already flagged the member talking
+   (mute_hold_kick line 133: json_list shows O2 talking, its start-talking follows) is placed
+   before that command. ``test_early_stimulus_before_listing``.
 Sockets use TCP_NODELAY so pacing is not stretched by Nagle/delayed-ACK (40 ms per
 command made the fake's 20 ms media frames look late).
 """
@@ -583,17 +615,26 @@ def streams_of(
         for stream in norm.streams:
             raw.setdefault(f"{conn} {stream}", []).append((frame, norm.text))
     overrides: dict[tuple[str, int], str] = {}
+    dropped: set[tuple[str, int]] = set()
     for stream, items in raw.items():
         if " room:" in stream:
-            raw[stream] = _canonical_kick_all(
-                items, overrides, stream.split(" ", 1)[0], bursts
-            )
+            conn = stream.split(" ", 1)[0]
+            items = _canonical_kick_all(items, overrides, conn, bursts)
+            raw[stream] = _canonical_mute_floor(items, dropped, conn)
     out: dict[str, list[str]] = {}
     for stream, items in raw.items():
         if " channel:" in stream:
             conn = stream.split(" ", 1)[0]
-            items = [(f, overrides.get((conn, id(f)), text)) for f, text in items]
+            items = [
+                (f, overrides.get((conn, id(f)), text))
+                for f, text in items
+                if (conn, id(f)) not in dropped
+            ]
             items = _canonical_park_end(items)
+            if stream.endswith("b>"):  # a loopback B-leg
+                items = _canonical_playback_end(items)
+            if re.search(r" channel:<O\d+>$", stream):  # an originated A-leg
+                items = _canonical_create_answer(items)
         main, timers = _split_timers(items)
         out[stream] = [text for _, text in main]
         if timers:
@@ -706,26 +747,85 @@ def _burst_at(
 def _holder_last(
     blocks: list[list[tuple[Frame, str]]], overrides: dict[tuple[str, int], str], conn: str
 ) -> list[tuple[Frame, str]] | None:
-    """Valid departure blocks rewritten to "holder last", or None without a holder."""
+    """Valid departure blocks rewritten to the canonical order (decisions 5b and 6): the non-holders by role label (any order of a burst's members is accepted), the
+    holder last; sizes renumbered. Returns None when there is nothing to reorder."""
     holder = [b for b in blocks if action_of(b[0][0]) == "floor-change"]
-    if not holder:
-        return None
     n = len(blocks)
     base = int(_SIZE_RE.search(blocks[-1][-1][1]).group(1))  # type: ignore[union-attr]
-    others = [b for b in blocks if b is not holder[0]]
+    others = sorted(
+        (b for b in blocks if not holder or b is not holder[0]), key=_departure_label
+    )
     play = [x for b in blocks for x in b if action_of(x[0]) == "play-file"]
     rebuilt: list[tuple[Frame, str]] = []
-    for k, block in enumerate([*others, holder[0]]):
+    for k, block in enumerate([*others, *holder[:1]]):
         size = base + n - 1 - k
         del_frame, del_text = block[-1]
         new_text = _SIZE_RE.sub(f"Conference-Size={size}", del_text, count=1)
         overrides[(conn, id(del_frame))] = new_text
-        if block is holder[0]:
+        if holder and block is holder[0]:
             rebuilt.append(block[0])
         if size == 1:
             rebuilt.extend(play)
         rebuilt.append((del_frame, new_text))
     return rebuilt
+
+
+_MEMBER_RE = re.compile(r"Member-ID=(\S+)")
+_FLOOR_RE = re.compile(r"Old-ID=(\S+) New-ID=(\S+)")
+
+
+def _canonical_mute_floor(
+    items: list[tuple[Frame, str]], dropped: set[tuple[str, int]], conn: str
+) -> list[tuple[Frame, str]]:
+    """Decision 9 (mute_hold_kick): muting the floor holder A while B is flagged
+    talking either leaves the floor with A or moves it to B (``floor-change A -> B`` right
+    after A's mute-member), depending on whether B is audible on that frame. The "moves"
+    outcome is read as "stays": that floor-change and the next floor-change of the room,
+    when it is the return ``B -> A``, are dropped (room and channel streams, via
+    ``dropped``). Anything else (no return, another member, B not flagged talking) is
+    compared unchanged."""
+    out = list(items)
+    i = 0
+    while i + 1 < len(out):
+        frame, text = out[i]
+        nxt_frame, nxt_text = out[i + 1]
+        member = _MEMBER_RE.search(text)
+        floor = _FLOOR_RE.search(nxt_text)
+        if (
+            action_of(frame) == "mute-member"
+            and action_of(nxt_frame) == "floor-change"
+            and member is not None
+            and floor is not None
+            and floor.group(1) == member.group(1)
+            and floor.group(2) != "none"
+        ):
+            holder, other = floor.groups()
+            talking = None
+            for f, t in out[:i]:
+                m = _MEMBER_RE.search(t)
+                if m and m.group(1) == other and action_of(f) in MEDIA_ACTIONS:
+                    talking = action_of(f) == "start-talking"
+            back = next(
+                (k for k in range(i + 2, len(out)) if action_of(out[k][0]) == "floor-change"),
+                None,
+            )
+            if talking and back is not None:
+                ret = _FLOOR_RE.search(out[back][1])
+                if ret is not None and ret.groups() == (other, holder):
+                    dropped.add((conn, id(nxt_frame)))
+                    dropped.add((conn, id(out[back][0])))
+                    del out[back]
+                    del out[i + 1]
+        i += 1
+    return out
+
+
+def _departure_label(block: list[tuple[Frame, str]]) -> str:
+    """Sort key of a departure block: its del-member's Unique-ID label, then member id."""
+    text = block[-1][1]
+    found = _UNIQUE_RE.search(text)
+    member = re.search(r"Member-ID=(\S+)", text)
+    return (found.group(1) if found else "") + " " + (member.group(1) if member else "")
 
 
 def action_of(frame: Frame) -> str:
@@ -815,6 +915,37 @@ def _canonical_park_end(items: list[tuple[Frame, str]]) -> list[tuple[Frame, str
             text = re.sub(r" Hangup-Cause=\S+", "", text)
         result.append((frame, text))
     return result
+
+
+def _canonical_create_answer(items: list[tuple[Frame, str]]) -> list[tuple[Frame, str]]:
+    """Decision 8: an originated A-leg's stream starting ``CHANNEL_ANSWER,
+    CHANNEL_CREATE`` is read as ``CHANNEL_CREATE, CHANNEL_ANSWER``; that pair only."""
+    names = [getattr(f, "name", "") for f, _ in items[:2]]
+    if names == ["CHANNEL_ANSWER", "CHANNEL_CREATE"]:
+        return [items[1], items[0], *items[2:]]
+    return items
+
+
+def _canonical_playback_end(items: list[tuple[Frame, str]]) -> list[tuple[Frame, str]]:
+    """Decision 7 (decision 3 for talk/playback B-legs): a loopback B-leg's
+    ``CHANNEL_HANGUP`` directly before its ``CHANNEL_EXECUTE_COMPLETE playback`` with
+    ``PLAYBACK ERROR`` is read as the playback error first, then the hangup. The
+    ``Hangup-Cause`` the late EXECUTE_COMPLETE carries is dropped from that one event;
+    the HANGUP's cause is still compared."""
+    out = list(items)
+    for i in range(len(out) - 1):
+        first, second = out[i][0], out[i + 1][0]
+        if (
+            isinstance(first, Event)
+            and isinstance(second, Event)
+            and first.name == "CHANNEL_HANGUP"
+            and second.name == "CHANNEL_EXECUTE_COMPLETE"
+            and second.headers.get("Application") == "playback"
+            and second.headers.get("Application-Response") == "PLAYBACK ERROR"
+        ):
+            text = re.sub(r" Hangup-Cause=\S+", "", out[i + 1][1])
+            out[i : i + 2] = [(second, text), out[i]]
+    return out
 
 
 # --- comparison -------------------------------------------------------------------------------
@@ -953,6 +1084,70 @@ def stimuli(capture: Capture) -> list[Stimulus]:
                 seen.add(key)
                 cause = frame.get("Hangup-Cause", "NORMAL_CLEARING")
                 out.append(Stimulus(line.index, "hangup", uuid, cause))
+    return out
+
+
+_LISTING = re.compile(r"api conference \S+ (?:list|json_list|xml_list)\b")
+
+
+def _reply_shows_talking(body: str, uuid: str) -> bool:
+    """Whether a list / json_list / xml_list reply already flags channel ``uuid`` talking."""
+    if body.lstrip().startswith("["):
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            for room in json.loads(body):
+                for member in room.get("members", []):
+                    if member.get("uuid") == uuid:
+                        return bool(member.get("flags", {}).get("talking"))
+        return False
+    if body.lstrip().startswith("<"):
+        m = re.search(r"<member[^>]*>(?:(?!</member>).)*?" + re.escape(uuid), body, re.S)
+        if not m:
+            return False
+        rest = body[m.start() :].split("</member>", 1)[0]
+        return "<talking>true</talking>" in rest
+    for row in body.splitlines():
+        if uuid in row:
+            return "talking" in re.split(r"[;|]", row)
+    return False
+
+
+def early_stimuli(capture: Capture) -> dict[int, list[Stimulus]]:
+    """Decision 9: a ``start_talking`` stimulus whose capture event arrived after the
+    reply of a listing command (list / json_list / xml_list) that already flagged the member
+    talking (the mixer set the flag before the event was delivered) is placed before that
+    command: ``{command line index: [stimulus, ...]}``. Only when nothing else was sent on
+    that connection in between and the member was not flagged talking before."""
+    out: dict[int, list[Stimulus]] = {}
+    for stim in stimuli(capture):
+        if stim.kind != "start_talking":
+            continue
+        conn = capture.lines[stim.index].conn
+        command: Line | None = None
+        reply: Line | None = None
+        for line in reversed(capture.lines[: stim.index]):
+            if line.conn != conn:
+                continue
+            if line.dir == "out":
+                command = line
+                break
+            if isinstance(line.frame, ApiResponse):
+                reply = line
+        if command is None or reply is None or not _LISTING.match(command.raw):
+            continue
+        assert isinstance(reply.frame, ApiResponse)
+        if not _reply_shows_talking(reply.frame.body, stim.uuid):
+            continue
+        previous = [
+            x.frame.action
+            for x in capture.lines[: command.index]
+            if isinstance(x.frame, Event)
+            and x.conn == conn
+            and x.frame.unique_id == stim.uuid
+            and x.frame.action in MEDIA_ACTIONS
+        ]
+        if previous and previous[-1] == "start-talking":
+            continue
+        out.setdefault(command.index, []).append(stim)
     return out
 
 
@@ -1252,7 +1447,9 @@ class Replay:
         capture = self.capture
         self.budget_deadline = time.monotonic() + self.budget
         reqs = self._requirements()
-        stims = {s.index: s for s in stimuli(capture)}
+        early = early_stimuli(capture)  # decision 9
+        moved = {s.index for group in early.values() for s in group}
+        stims = {s.index: s for s in stimuli(capture) if s.index not in moved}
         outbound_names = capture.outbound_connections
         if outbound_names and self.listener is not None:
             self._accept = gevent.spawn(self._accept_loop, list(outbound_names))
@@ -1269,6 +1466,8 @@ class Replay:
                         f"line {line.index} ({self._missing(need)})",
                     ):
                         pass
+                    for stim in early.get(line.index, ()):
+                        self._stimulate_early(stim)
                     conn = self._connection(line.conn)
                     if conn is None:
                         continue
@@ -1303,6 +1502,12 @@ class Replay:
             if self._accept is not None:
                 self._accept.kill(block=False)
         return list(self.received)
+
+    def _stimulate_early(self, stim: Stimulus) -> None:
+        """Decision 9: fire ``stim`` before the listing command (the control API sets the
+        talking flag synchronously; the event's position against the reply is not compared,
+        they are in different streams)."""
+        self._stimulate(stim, self.capture.lines[stim.index])
 
     # decision 4: bgapi jobs whose BACKGROUND_JOB the capture's subscription hid ----------
     def _start_observer(self) -> None:

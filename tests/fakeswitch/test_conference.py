@@ -431,3 +431,56 @@ def test_show_channels_call_uuid_of_loopback_legs(esl: Client) -> None:
         a_leg, b_leg = rows["loopback/silent-a"], rows["loopback/silent-b"]
         assert (a_leg["callee_direction"], a_leg["call_uuid"]) == ("RECV", ALICE), command
         assert (b_leg["callee_direction"], b_leg["call_uuid"]) == ("", ""), command
+
+
+def test_b15_auto_record_of_the_creating_member(esl: Client) -> None:
+    """b2_record_lifecycle: ``conference_auto_record`` on the member that creates the room
+    starts recording right after its join (start-recording after the first floor-change),
+    ``recording check`` lists it with ``(Auto)``; it stops when the room is destroyed."""
+    path = "/srv/fswitch/rec/room-auto-auto.wav"
+    esl.api(f"originate {{origination_uuid={ALICE},conference_auto_record={path}}}"
+            "loopback/silent/default &conference(room-auto@fsconf)")
+    seen = esl.drain_until("start-recording")
+    custom = [e.action for e in seen if e.name == "CUSTOM"]
+    assert custom == ["conference-create", "add-member", "floor-change", "start-recording"]
+    assert esl.api("conference room-auto recording check") == f"+OK Record file {path} (Auto)\n"
+    esl.api(f"uuid_kill {ALICE}")
+    seen = esl.drain_until("conference-destroy")
+    assert [e.action for e in seen if e.name == "CUSTOM"][-3:] == [
+        "del-member", "stop-recording", "conference-destroy"]
+
+
+def test_b15_auto_record_waits_for_min_recording_participants(esl: Client) -> None:
+    """b2_record_lifecycle (profile fsconf-minrec2): no recording while one member is in
+    the room; start-recording right after the second add-member; it goes on after that
+    member leaves."""
+    path = "/srv/fswitch/rec/room-min-auto.wav"
+    esl.api(f"originate {{origination_uuid={ALICE},conference_auto_record={path}}}"
+            "loopback/silent/default &conference(room-min@fsconf-minrec2)")
+    member_id(esl, ALICE)
+    assert esl.api("conference room-min recording check") == (
+        "-ERR Conference is not being recorded.\n")
+    originate(esl, BOB, "B", "2", "room-min@fsconf-minrec2")
+    seen = esl.drain_until("start-recording")
+    custom = [e.action for e in seen if e.name == "CUSTOM"]
+    assert custom[-2:] == ["add-member", "start-recording"]
+    esl.api(f"uuid_kill {BOB}")
+    esl.event("del-member", **{"Unique-ID": BOB})
+    assert esl.api("conference room-min recording check") == f"+OK Record file {path} (Auto)\n"
+
+
+def test_lock_and_unlock_play_the_profile_sounds(esl: Client) -> None:
+    """maxmembers_lock, sipp_inbound: play-file of is-locked-sound / is-unlocked-sound
+    (failing on the captured switch) right before the lock / unlock event."""
+    originate(esl, ALICE, "A", "1", "room-lk@default")
+    member_id(esl, ALICE)
+    esl.api("conference room-lk lock")
+    seen = esl.drain_until("lock")
+    files = [(e.action, e.get("File", "")) for e in seen if e.name == "CUSTOM"][-2:]
+    assert files[0][0] == "play-file" and files[0][1].endswith("conf-is-locked.wav")
+    assert files[1] == ("lock", "")
+    esl.api("conference room-lk unlock")
+    seen = esl.drain_until("unlock")
+    files = [(e.action, e.get("File", "")) for e in seen if e.name == "CUSTOM"][-2:]
+    assert files[0][0] == "play-file" and files[0][1].endswith("conf-is-unlocked.wav")
+    assert files[1] == ("unlock", "")

@@ -70,7 +70,8 @@ def world(stack: Stack, tmp_path: Path) -> Iterator[World]:
     wait(stack.customer, has("conference-start", path=events), "conference-start")
     conference_sid = stack.customer.callbacks(events)[0].get("ConferenceSid")
     assert conference_sid is not None
-    media = tmp_path / "recording.wav"
+    # Recording media is served only from the recordings directory.
+    media = Path(stack.app.conferences.config.recordings_dir) / "recording.wav"
     with wave.open(str(media), "wb") as writer:
         writer.setnchannels(1)
         writer.setsampwidth(2)
