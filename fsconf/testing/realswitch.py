@@ -622,6 +622,13 @@ def running_real_stack(target: Target, database_url: str | None = None) -> Itera
             auth_token=auth_token,
             voice_url="",
             voice_method="POST",
+            # The switch under test connects back from its ESL host unless told
+            # otherwise (a second interface, NAT): FSCONF_OUTBOUND_ALLOW.
+            outbound_allow=tuple(
+                item.strip()
+                for item in os.environ.get("FSCONF_OUTBOUND_ALLOW", "").split(",")
+                if item.strip()
+            ),
         )
         tuning = Tuning(
             delivery_base_delay=0.2,
