@@ -114,7 +114,9 @@ class TransitionError(ConferenceError):
     """An event arrived that the state cannot accept."""
 
     def __init__(self, state: object, event: object, reason: str = "") -> None:
-        text = f"cannot apply {event!r} in state {state!r}"
+        # The event's kind only: its fields may hold URLs with credentials, and
+        # this text is logged. The objects stay available as attributes.
+        text = f"cannot apply {type(event).__name__} in state {state!r}"
         if reason:
             text += f": {reason}"
         super().__init__(text)

@@ -7,7 +7,7 @@ queue. Everything that concerns the conference becomes an engine input on that
 queue: a call arriving at ``<Dial><Conference>`` (the calls layer's
 ``ConferenceGateway.join``), a ``conference::maintenance`` event from the
 inbound ESL connection, a channel hangup, a timer, a REST/CLI request. The
-room's worker applies inputs one at a time and runs the effects in order:
+room's worker applies inputs in queue order and runs the effects in order:
 
 1. rows, callbacks (the outbox), alerts and recordings are written in **one
    transaction**, so a crash loses nothing, then the delivery worker is
@@ -18,15 +18,59 @@ room's worker applies inputs one at a time and runs the effects in order:
 3. joins, wait audio and "go on with the call" go to the call's
    :class:`~fsconf.calls.gateway.CallHandle`.
 
+Batches
+-------
+A commit is the expensive part of an input (an fsync on SQLite with
+``synchronous=FULL``, a round trip on PostgreSQL; under gevent a SQLite commit
+stalls every greenlet), and a speaker storm queues hundreds of inputs per
+room. So when the worker wakes it takes up to ``batch_limit`` (64) queued
+inputs, applies each to the pure engine in turn (each with its own ``now``,
+each on the state the previous one left), writes the rows and callbacks of
+all of them in **one** transaction, and then runs their other effects and
+sets their results, in input order. What may share a transaction:
+
+* an input whose effects are only rows, callbacks, alerts and recordings
+  (talking, mute and hold confirmations, most leaves): nothing outside the
+  database happens for it, so nothing a later input could observe is missing
+  when the later input is applied;
+* an input that has *any* other effect (an ``api`` command, a join, wait
+  audio, ``ContinueCall``, a timer) **ends** its batch: later inputs may
+  depend on that effect being done (a command's ``-ERR`` queues
+  ``PlayFailed``; a join or ``ContinueCall`` changes the room's calls; a
+  timer may fire), so they wait for the next batch, as they would have
+  waited unbatched;
+* an API request (an input whose caller waits for a result) ends its batch
+  too, so its caller is answered as soon as its rows are stored.
+
+Hence only the last input of a batch can have effects outside the database,
+and the order of effects is the unbatched order: every input's rows are
+stored before any later input's commands, joins or results, and the
+commands, joins and results keep input order. The engine's ``StoreConference``
+and ``StoreParticipant`` are upserts of the row "as it is after this step", so
+within one transaction only the last one per row is written (at the place of
+the first: the other rows of the batch are written after it, as before); the
+callbacks are inserted in input order, so their ids follow the engine's
+SequenceNumbers. A result (or a refusal) is given to an API caller only after
+its rows are stored; ``notify_callbacks`` is called once per stored input that
+queued callbacks, right after the commit. ``room.state`` moves to the batch's
+state once the batch is stored (a step stored alone shows its state while its
+rows wait, as before).
+
 When the database is away (connection refused or lost, SQLite locked or
-read-only), step 1 waits: the room's worker retries the same transaction with
-backoff (50 ms doubling to 1 s) and logs what it waits for, once per step and
-then every 10 s (``CF…: waiting for the database to store 3 rows and 2
-callbacks: OperationalError``; the error's class, never its text, which may
-name the host or user). Later inputs queue behind it in order; nothing is
-dropped, and the step's commands go out only once its rows are stored. The
-calls stay up meanwhile: FreeSWITCH needs nothing from us to keep them.
-Other errors (integrity, programming) are bugs and still fail the input.
+read-only), nothing is dropped or reordered: if a batch's transaction fails
+for any reason, its first input is kept and the others are put back at the
+head of the queue, unapplied (the engine is pure: they are applied again,
+later, exactly as if they had never been taken; re-trimming a recording is a
+no-op). The first input's rows are then stored alone, as without batching:
+the worker retries the same transaction with backoff (50 ms doubling to 1 s)
+and logs what it waits for, once per step and then every 10 s (``CF…:
+waiting for the database to store 3 rows and 2 callbacks: OperationalError``;
+the error's class, never its text, which may name the host or user). Later
+inputs queue behind it in order, and the step's commands go out only once
+its rows are stored; the rest of the batch follows in one transaction again
+once the database is back. The calls stay up meanwhile: FreeSWITCH needs
+nothing from us to keep them. Other errors (integrity, programming) are bugs
+and fail the input that causes them, alone, as without batching.
 
 After a reconnect or a restart, :mod:`fsconf.service.reconcile` compares the
 rooms with FreeSWITCH and queues what it finds (R15); a conference rebuilt
@@ -50,11 +94,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import gevent
 import gevent.event
 import gevent.queue
+from sqlalchemy import update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -127,6 +173,11 @@ def transient_cause(error: BaseException) -> BaseException | None:
     return None
 
 
+BATCH_LIMIT = 64
+"""The most inputs a room applies and stores in one transaction (see Batches).
+At 64 a commit's cost is shared so widely that the engine and the statements
+dominate; a bigger batch only delays the first input's effects."""
+
 ApiSender = Callable[[str], ApiResponse]
 """Send one api command text to the node that hosts the room."""
 
@@ -137,6 +188,42 @@ class _Item:
     result: gevent.event.AsyncResult | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One input as the engine took it: the states around it and its effects,
+    or why it was refused (``error``: the engine's refusal, or a bug)."""
+
+    item: _Item
+    before: ConferenceState
+    after: ConferenceState
+    now: datetime
+    effects: tuple[Effect, ...] = ()
+    error: Exception | None = None
+
+    @property
+    def stores(self) -> bool:
+        return any(isinstance(e, _STORED) for e in self.effects)
+
+    @property
+    def ends_batch(self) -> bool:
+        """Later inputs must not be applied before this one's effects are done."""
+        return self.item.result is not None or any(type(e) in ACTORS for e in self.effects)
+
+
+StoredRow = tuple[Effect, datetime]
+"""A storage effect and the ``now`` of its step."""
+
+
+class _RoomQueue(gevent.queue.Queue):  # type: ignore[misc]
+    """The room's input queue. Its worker, the only consumer, can put inputs it
+    took but could not store back at the head, in order."""
+
+    def put_back(self, items: list[_Item]) -> None:
+        # ``queue`` is the deque that Queue keeps (as in the standard library's
+        # queue.Queue); no getter waits while the worker itself is running.
+        self.queue.extendleft(reversed(items))
+
+
 class Room:
     """One live conference: its engine state, its queue, its calls."""
 
@@ -144,7 +231,7 @@ class Room:
         self.service = service
         self.state = state
         # None only wakes the worker to check whether the room can go (call_left).
-        self.queue: gevent.queue.Queue[_Item | None] = gevent.queue.Queue()
+        self.queue: _RoomQueue = _RoomQueue()
         self.changed = gevent.event.Event()
         self.calls: dict[str, CallHandle] = {}
         self.outcomes: dict[str, gevent.event.AsyncResult] = {}
@@ -157,20 +244,30 @@ class Room:
         return self.state.sid
 
     def submit(self, event: engine_events.ConferenceInput) -> gevent.event.AsyncResult:
+        """Queue an input whose caller waits: it ends its batch (see Batches)."""
         result = gevent.event.AsyncResult()
         self.queue.put(_Item(event, result))
         return result
+
+    def put(self, event: engine_events.ConferenceInput) -> None:
+        """Queue an input that nobody waits for (an event, a timer)."""
+        self.queue.put(_Item(event))
 
     def _run(self) -> None:
         while True:
             item = self.queue.get()
             if item is not None:
+                steps = self._take(item)
                 try:
-                    self._apply(item)
+                    self._settle(steps)
                 except Exception as error:  # one bad input must not kill the room
-                    logger.exception("%s: %r failed", self.sid, item.event)
-                    if item.result is not None and not item.result.ready():
-                        item.result.set_exception(error)
+                    logger.exception(
+                        "%s: %s failed", self.sid, describe_input(steps[-1].item.event)
+                    )
+                    for step in steps:
+                        result = step.item.result
+                        if result is not None and not result.ready():
+                            result.set_exception(error)
             if self.state.status is ConferenceStatus.COMPLETED and self._idle():
                 self.service._forget(self)
                 return
@@ -188,41 +285,106 @@ class Room:
             and not self.timers
         )
 
-    def _apply(self, item: _Item) -> None:
+    # --- a batch: apply, store once, act ---------------------------------------------
+
+    def _take(self, first: _Item) -> list[_Step]:
+        """Apply ``first`` and the inputs queued behind it, up to the batch's end."""
+        steps = [self._step(self.state, first)]
+        while len(steps) < self.service.batch_limit and not steps[-1].ends_batch:
+            try:
+                item = self.queue.get_nowait()
+            except gevent.queue.Empty:
+                break
+            if item is not None:  # a wake-up only: the worker checks after the batch
+                steps.append(self._step(steps[-1].after, item))
+        return steps
+
+    def _step(self, state: ConferenceState, item: _Item) -> _Step:
         now = self.service.clock()
-        before = self.state
         try:
-            self.state, effects = apply(self.state, item.event, now)
+            after, effects = apply(state, item.event, now)
         except (TwilioApiError, TransitionError) as error:
-            if item.result is not None:
-                item.result.set_exception(error)
+            return _Step(item, state, state, now, error=error)
+        # A bug: this input fails, alone, and is logged when it is settled (an
+        # input put back after a failed batch is applied again).
+        except Exception as error:  # noqa: BLE001
+            return _Step(item, state, state, now, error=error)
+        return _Step(item, state, after, now, _trim_recordings(self.sid, effects))
+
+    def _settle(self, steps: list[_Step]) -> None:
+        """Store the steps' rows, then run their effects and answer their callers.
+
+        Several steps with rows share one transaction. If it fails (whatever
+        the reason), the first step is stored alone, exactly as without
+        batching, and the others go back to the head of the queue unapplied.
+        """
+        if sum(1 for step in steps if step.stores) > 1:
+            try:
+                self._write(_rows(steps))
+            # Whatever failed, the first step alone says why (its retry logs an
+            # outage; a bug fails it): never the error's text, it may name the host.
+            except Exception as error:  # noqa: BLE001
+                logger.debug(
+                    "%s: a batch of %d inputs was not stored (%s); storing the first alone",
+                    self.sid,
+                    len(steps),
+                    type(error).__name__,
+                )
+                self.queue.put_back([step.item for step in steps[1:]])
+                steps = steps[:1]
             else:
-                logger.warning("%s: %s", self.sid, error)
-            return
-        effects = _trim_recordings(self.sid, effects)
-        self._store(effects, now)
-        _log_lifecycle(before, self.state)
-        for effect in effects:
-            self._act(effect)
-        if item.result is not None:
-            item.result.set(self.state)
+                self.state = steps[-1].after
+                self._finish(steps)
+                return
+        rows = _rows(steps)
+        if rows:
+            self._store_until_stored(rows)
+        # Only now: a step whose rows cannot be stored must not stay in the
+        # state (a participant the database refused would haunt the room).
+        self.state = steps[-1].after
+        self._finish(steps)
+
+    def _finish(self, steps: list[_Step]) -> None:
+        """After the steps' rows are stored: signals, effects, results, in order."""
+        for step in steps:
+            _log_lifecycle(step.before, step.after)
+        for step in steps:
+            # One call per stored input with callbacks (the benchmarks count them).
+            if any(isinstance(e, Callback) for e in step.effects):
+                self.service.notify_callbacks()
+        if any(isinstance(e, RecordingFinished) for step in steps for e in step.effects):
+            self.service.recordings_changed.set()
+            self.service.recordings_changed.clear()
+        for step in steps:
+            result = step.item.result
+            if step.error is not None:
+                if not isinstance(step.error, TwilioApiError | TransitionError):
+                    logger.error(
+                        "%s: %s failed",
+                        self.sid,
+                        describe_input(step.item.event),
+                        exc_info=step.error,
+                    )
+                if result is not None:
+                    result.set_exception(step.error)
+                elif isinstance(step.error, TwilioApiError | TransitionError):
+                    logger.warning("%s: %s", self.sid, step.error)
+                continue
+            for effect in step.effects:
+                self._act(effect)
+            if result is not None:
+                result.set(step.after)
         self.changed.set()
         self.changed.clear()
 
     # --- effects: storage (one transaction) ---------------------------------------
 
-    def _store(self, effects: Iterable[Effect], now: datetime) -> None:
-        rows = [e for e in effects if isinstance(e, _STORED)]
-        if not rows:
-            return
-        self._store_until_stored(rows, now)
-        if any(isinstance(e, Callback) for e in rows):
-            self.service.notify_callbacks()
-        if any(isinstance(e, RecordingFinished) for e in rows):
-            self.service.recordings_changed.set()
-            self.service.recordings_changed.clear()
+    def _write(self, rows: list[StoredRow]) -> None:
+        with transaction(self.service.sessions) as session:
+            for effect, now in rows:
+                STORERS[type(effect)](self, session, effect, now)
 
-    def _store_until_stored(self, rows: list[Effect], now: datetime) -> None:
+    def _store_until_stored(self, rows: list[StoredRow]) -> None:
         """Write one step's rows and callbacks; while the database is away, wait.
 
         The worker blocks here, so the room's later inputs wait behind this
@@ -237,16 +399,14 @@ class Room:
         last_logged = 0.0
         while True:
             try:
-                with transaction(self.service.sessions) as session:
-                    for effect in rows:
-                        STORERS[type(effect)](self, session, effect, now)
+                self._write(rows)
             except (StoreError, WebhookError) as error:
                 cause = transient_cause(error)
                 if cause is None:
                     raise
                 clock = time.monotonic()
                 if started is None or clock - last_logged >= self.service.store_retry_log_every:
-                    callbacks = sum(1 for e in rows if isinstance(e, Callback))
+                    callbacks = sum(1 for e, _now in rows if isinstance(e, Callback))
                     # The error's class only: its text may name the host or user.
                     logger.warning(
                         "%s: waiting for the database to store %d rows and %d callbacks: %s",
@@ -283,7 +443,7 @@ class Room:
             return
         match = _ANNOUNCE_ID.search(effect.command)
         if match:
-            self.queue.put(_Item(engine_events.PlayFailed(match.group(1), reply.body.strip())))
+            self.put(engine_events.PlayFailed(match.group(1), reply.body.strip()))
         else:
             logger.warning("%s: FreeSWITCH refused: %s", self.sid, reply.body.strip()[:200])
 
@@ -310,7 +470,7 @@ class Room:
             return
         if not done.get("variable_conference_member_id") and not handle.hungup:
             # A full room refuses silently: no event, the channel stays up (B11).
-            self.queue.put(_Item(engine_events.JoinRefused(effect.call_sid)))
+            self.put(engine_events.JoinRefused(effect.call_sid))
 
     def play_wait(self, effect: PlayWait) -> None:
         handle = self.calls.get(effect.call_sid)
@@ -323,7 +483,7 @@ class Room:
     def _watch_wait(self, call_sid: str, loop: Any) -> None:
         error = loop.wait_ready()
         if error is not None and self.audio.get(call_sid) is loop:
-            self.queue.put(_Item(engine_events.WaitAudioFailed(call_sid, str(error))))
+            self.put(engine_events.WaitAudioFailed(call_sid, str(error)))
 
     def continue_call(self, effect: ContinueCall) -> None:
         audio = self.audio.pop(effect.call_sid, None)
@@ -352,7 +512,7 @@ class Room:
 
     def _fire(self, timer_id: str, event: engine_events.TimerFired) -> None:
         self.timers.pop(timer_id, None)
-        self.queue.put(_Item(event))
+        self.put(event)
 
     def cancel_timer(self, effect: CancelTimer) -> None:
         timer = self.timers.pop(effect.timer_id, None)
@@ -427,33 +587,72 @@ def _log_lifecycle(before: ConferenceState, after: ConferenceState) -> None:
 # --- storers ---------------------------------------------------------------------
 
 
+def _rows(steps: Iterable[_Step]) -> list[StoredRow]:
+    """The storage effects of ``steps``, in order, for one transaction.
+
+    Conference, participant and recording rows are upserts of the row as it is
+    after its step, so only the last one per row is written, at the place of
+    the first (callbacks, alerts: every one, in order).
+    """
+    rows: list[StoredRow] = []
+    place: dict[tuple[Any, ...], int] = {}
+    for step in steps:
+        for effect in step.effects:
+            if not isinstance(effect, _STORED):
+                continue
+            key = _row_key(effect)
+            if key is None:
+                rows.append((effect, step.now))
+            elif key in place:
+                rows[place[key]] = (effect, step.now)
+            else:
+                place[key] = len(rows)
+                rows.append((effect, step.now))
+    return rows
+
+
+def _row_key(effect: Effect) -> tuple[Any, ...] | None:
+    if isinstance(effect, StoreConference):
+        return ("conference", effect.row.sid)
+    if isinstance(effect, StoreParticipant):
+        row = effect.row
+        return ("participant", row.conference_sid, row.call_sid, row.join_sequence)
+    if isinstance(effect, RecordingFinished):
+        return ("recording", effect.recording_sid)
+    return None
+
+
+def _upsert(
+    session: Session, model: type[Any], key: dict[str, Any], values: dict[str, Any]
+) -> None:
+    """UPDATE the row by its key; INSERT it only when there was none (no SELECT)."""
+    statement = (
+        update(model).filter_by(**key).values(**values).execution_options(synchronize_session=False)
+    )
+    result = cast("CursorResult[Any]", session.execute(statement))
+    if result.rowcount == 0:
+        session.add(model(**key, **values))
+
+
 def _store_conference(room: Room, session: Session, effect: StoreConference, now: datetime) -> None:
+    # The engine owns the SequenceNumber: the row is written as the engine has
+    # it, never read first.
     row: ConferenceRow = effect.row
-    conference = session.get(models.Conference, row.sid)
-    if conference is None:
-        conference = models.Conference(sid=row.sid)
-        session.add(conference)
-    for name in _CONFERENCE_FIELDS:
-        setattr(conference, name, getattr(row, name))
-    conference.date_updated = now
+    values = {name: getattr(row, name) for name in _CONFERENCE_FIELDS}
+    _upsert(session, models.Conference, {"sid": row.sid}, {**values, "date_updated": now})
 
 
 def _store_participant(
     room: Room, session: Session, effect: StoreParticipant, now: datetime
 ) -> None:
     row: ParticipantRow = effect.row
-    key = (row.conference_sid, row.call_sid, row.join_sequence)
-    participant = session.get(models.Participant, key)
-    if participant is None:
-        participant = models.Participant(
-            conference_sid=row.conference_sid,
-            call_sid=row.call_sid,
-            join_sequence=row.join_sequence,
-        )
-        session.add(participant)
-    for name in _PARTICIPANT_FIELDS:
-        setattr(participant, name, getattr(row, name))
-    participant.date_updated = now
+    key = {
+        "conference_sid": row.conference_sid,
+        "call_sid": row.call_sid,
+        "join_sequence": row.join_sequence,
+    }
+    values = {name: getattr(row, name) for name in _PARTICIPANT_FIELDS}
+    _upsert(session, models.Participant, key, {**values, "date_updated": now})
 
 
 def _store_callback(room: Room, session: Session, effect: Callback, now: datetime) -> None:
@@ -543,8 +742,12 @@ class ConferenceService:
         store_retry_initial: float = 0.05,
         store_retry_cap: float = 1.0,
         store_retry_log_every: float = 10.0,
+        batch_limit: int = BATCH_LIMIT,
     ) -> None:
+        if batch_limit < 1:
+            raise ValueError(f"batch_limit must be at least 1, got {batch_limit}")
         self.sessions = sessions
+        self.batch_limit = batch_limit
         self.store_retry_initial = store_retry_initial
         self.store_retry_cap = store_retry_cap
         self.store_retry_log_every = store_retry_log_every
@@ -570,7 +773,10 @@ class ConferenceService:
                 call.call_sid, call.uuid, call.account_sid, conference.room, settings
             )
 
-        room, outcome = self._arrive(call, conference.room, arrival_for)
+        try:
+            room, outcome = self._arrive(call, conference.room, arrival_for)
+        except EntryRefused as refused:
+            return refused.outcome
         try:
             return self._wait_outcome(room, call, outcome)
         finally:
@@ -587,7 +793,10 @@ class ConferenceService:
                 call.call_sid, call.uuid, call.account_sid, friendly_name, settings
             )
 
-        room, outcome = self._arrive(call, friendly_name, arrival_for)
+        try:
+            room, outcome = self._arrive(call, friendly_name, arrival_for)
+        except EntryRefused as refused:
+            return refused.outcome
         try:
             return self._wait_outcome(room, call, outcome)
         finally:
@@ -612,8 +821,36 @@ class ConferenceService:
                 room.call_left(call.call_sid)
                 self._close_conference(room)
                 continue
+            except StoreError as error:
+                room.call_left(call.call_sid)
+                raise EntryRefused(self._refusal(room, call, error)) from error
             return room, outcome
         raise FsconfError(f"{call.call_sid}: could not enter conference {friendly_name!r}")
+
+    def _refusal(self, room: Room, call: CallHandle, error: StoreError) -> DialOutcome:
+        """The database refused the participant's row: say it the Twilio way."""
+        if _is_label_conflict(error):
+            # Another participant took the label in the meantime (a dial-out
+            # still ringing holds its row): 16025, the call goes on with its
+            # next verb, as when the engine sees the duplicate itself.
+            code, message = 16025, "participantLabel is already in use in this conference"
+            outcome = DialOutcome(status="failed", request_action=False)
+        else:
+            code, message = 16020, f"could not add the participant ({type(error).__name__})"
+            outcome = DialOutcome(status="failed")
+        logger.warning("%s: %s refused: %s", room.sid, call.call_sid, message)
+        try:
+            with transaction(self.sessions) as session:
+                repositories.create_alert(
+                    session,
+                    account_sid=call.account_sid,
+                    error_code=code,
+                    message=message,
+                    call_sid=call.call_sid,
+                )
+        except StoreError:
+            logger.warning("%s: alert %d for %s not stored", room.sid, code, call.call_sid)
+        return outcome
 
     def _wait_outcome(
         self, room: Room, call: CallHandle, outcome: gevent.event.AsyncResult
@@ -713,7 +950,7 @@ class ConferenceService:
             return
         engine_event = engine_input(event, lambda: new_sid("RE"))
         if engine_event is not None:
-            room.queue.put(_Item(engine_event))
+            room.put(engine_event)
 
     def _set_recording_status(self, conference_sid: str, path: str, status: str) -> None:
         with transaction(self.sessions) as session:
@@ -733,7 +970,12 @@ class ConferenceService:
         room = self.rooms.get(conference_sid)
         if room is None or room.state.account_sid != account_sid:
             raise TwilioApiError(20404, f"Conference {conference_sid} is not in progress", 404)
-        room.submit(event).get(timeout=self.confirm_timeout)
+        try:
+            room.submit(event).get(timeout=self.confirm_timeout)
+        except gevent.Timeout:
+            # gevent.Timeout is a BaseException: it would escape the REST
+            # layer's Twilio error body.
+            raise TwilioApiError(20500, "the conference did not answer in time", 500) from None
         return room
 
     def wait_until(
@@ -768,3 +1010,33 @@ def present(state: ConferenceState, call_sid: str) -> bool:
 
 def all_present(state: ConferenceState, call_sids: Iterable[str]) -> bool:
     return all(state.find(sid) is not None for sid in call_sids)
+
+
+class EntryRefused(FsconfError):
+    """A call could not enter its conference; ``outcome`` is how it goes on."""
+
+    def __init__(self, outcome: DialOutcome) -> None:
+        super().__init__(outcome.status)
+        self.outcome = outcome
+
+
+def _is_label_conflict(error: BaseException) -> bool:
+    text = " ".join(str(e) for e in _causes(error))
+    return "uq_participants_present_label" in text or "participants.label" in text
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and len(chain) < 8:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def describe_input(event: object) -> str:
+    """An engine input for a log line: its kind and call, never its contents
+    (settings carry URLs, which may carry credentials)."""
+    call_sid = getattr(event, "call_sid", None)
+    name = type(event).__name__
+    return f"{name}({call_sid})" if call_sid else name

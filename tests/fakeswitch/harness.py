@@ -747,8 +747,9 @@ def _burst_at(
 def _holder_last(
     blocks: list[list[tuple[Frame, str]]], overrides: dict[tuple[str, int], str], conn: str
 ) -> list[tuple[Frame, str]] | None:
-    """Valid departure blocks rewritten to the canonical order (decisions 5b and 6): the non-holders by role label (any order of a burst's members is accepted), the
-    holder last; sizes renumbered. Returns None when there is nothing to reorder."""
+    """Valid departure blocks rewritten to the canonical order (decisions 5b and 6):
+    the non-holders by role label (any order of a burst's members is accepted),
+    the holder last; sizes renumbered. Returns None when there is nothing to reorder."""
     holder = [b for b in blocks if action_of(b[0][0]) == "floor-change"]
     n = len(blocks)
     base = int(_SIZE_RE.search(blocks[-1][-1][1]).group(1))  # type: ignore[union-attr]

@@ -39,6 +39,7 @@ class Server:
                 "port": environ.get("REMOTE_PORT"),
                 "user_agent": environ.get("HTTP_USER_AGENT"),
                 "signature": environ.get("HTTP_X_TWILIO_SIGNATURE"),
+                "authorization": environ.get("HTTP_AUTHORIZATION"),
             }
         )
         path = environ["PATH_INFO"]
@@ -173,3 +174,12 @@ def test_an_evicted_pool_is_looked_up_again(server: Server) -> None:
     for manager in transport._managers.values():
         manager.clear()  # what the manager does to its least recently used pools
     assert send(transport, server.base + "/ok").status_code == 204
+
+
+def test_credentials_in_the_url_become_basic_auth(server: Server) -> None:
+    """Twilio supports https://user:pass@host/... for callbacks."""
+    transport = Transport(requests.Session(), maxsize=4, max_body=64 * 1024)
+    url = server.base.replace("http://", "http://user:secret@") + "/ok"
+    reply = send(transport, url)
+    assert reply.status_code == 204
+    assert server.seen[-1]["authorization"] == "Basic dXNlcjpzZWNyZXQ="  # user:secret
