@@ -791,14 +791,18 @@ def _widen_connection_pool(http: requests.Session, size: int) -> None:
     """Keep up to ``size`` connections per host on requests' default adapters."""
     for prefix in ("http://", "https://"):
         adapter = http.adapters.get(prefix)
-        if type(adapter) is HTTPAdapter and adapter._pool_maxsize < size:
+        if type(adapter) is not HTTPAdapter:
+            continue  # someone's own adapter: theirs to size
+        # requests keeps its pool settings in private attributes (not typed).
+        settings = vars(adapter)
+        if int(settings.get("_pool_maxsize", 0)) < size:
             http.mount(
                 prefix,
                 HTTPAdapter(
-                    pool_connections=adapter._pool_connections,
+                    pool_connections=int(settings.get("_pool_connections", 10)),
                     pool_maxsize=size,
                     max_retries=adapter.max_retries,
-                    pool_block=adapter._pool_block,
+                    pool_block=bool(settings.get("_pool_block", False)),
                 ),
             )
 

@@ -180,7 +180,11 @@ class Transport:
         body: bytes | None,
         timeout: tuple[float, float],
     ) -> Reply | None:
-        merged = {**self.session.headers, **headers}
+        # requests allows bytes header values; urllib3's pool wants text.
+        merged = {
+            name: value.decode("latin-1") if isinstance(value, bytes) else value
+            for name, value in {**self.session.headers, **headers}.items()
+        }
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
