@@ -876,7 +876,7 @@ def _get(room: Room, args: list[str]) -> str:
         "max_members": str(room.max_members),
         "profile_name": room.profile,
         "uuid": room.uuid,
-        "is_locked": "true" if room.locked else "",
+        "is_locked": "locked" if room.locked else "",  # maxmembers_lock: `locked`, no newline
         "wait_mod": "true" if room.wait_mod else "",
     }
     if args[0] not in values:

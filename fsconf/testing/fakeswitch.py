@@ -152,6 +152,7 @@ class Channel:
         self.answered_us = 0
         self.hangup_us = 0
         self.answered = GEvent()
+        self.early_media = False  # CHANNEL_PROGRESS_MEDIA fired (pre-answered)
         self.hungup = False
         self.hangup_cause: str | None = None
         self.completed = False
@@ -270,6 +271,17 @@ class Channel:
         if self.other is not None:
             self.other.answer()
 
+    def pre_answer(self) -> None:
+        """Early media (switch_channel_pre_answer): CHANNEL_PROGRESS_MEDIA, the loopback
+        peer's first (loopback pre-answers its other leg before its own event fires)."""
+        if self.answered.is_set() or self.early_media or self.hungup:
+            return
+        self.early_media = True
+        if self.other is not None and not self.other.answered.is_set():
+            self.other.early_media = True
+            self.other.fire("CHANNEL_PROGRESS_MEDIA")
+        self.fire("CHANNEL_PROGRESS_MEDIA")
+
     def mark_hungup(self, cause: str) -> bool:
         """Take the channel down (CHANNEL_HANGUP); False when it already was."""
         if self.hungup:
@@ -383,6 +395,10 @@ class Channel:
             self.variables["current_application"] = message.app
             if message.arg:
                 self.variables["current_application_data"] = message.arg
+            if message.app in MEDIA_APPS:
+                # b2_max_members_full call-4: an app without SAF_SUPPORT_NOMEDIA on an
+                # unanswered channel pre-answers it before CHANNEL_EXECUTE
+                self.pre_answer()
             self.fire("CHANNEL_EXECUTE", extra)
             # B13: every app starts with no response; one that sets none reports what the
             # last app nested inside it set (a conference that ran a playback: FILE PLAYED)
@@ -604,6 +620,10 @@ def _app_conference(channel: Channel, arg: str) -> str:
                                   str(uuid_module.uuid4()), True))
     return "_none_"
 
+
+# Apps registered without SAF_SUPPORT_NOMEDIA that the captures show pre-answering an
+# unanswered channel (mod_conference registers `conference` with SAF_NONE).
+MEDIA_APPS = frozenset({"conference"})
 
 APPS: dict[str, Callable[[Channel, str], str]] = {
     "answer": _app_answer,

@@ -132,6 +132,39 @@ Harness decisions (timing the real switch does not fix; nothing else is relaxed)
    after the reply of a list / json_list / xml_list that already flagged the member talking
    (mute_hold_kick line 133: json_list shows O2 talking, its start-talking follows) is placed
    before that command. ``test_early_stimulus_before_listing``.
+10. **Which of a room's first two members takes the first floor** (lead decision,
+    generalising 5a to any room; :class:`_FirstFloor`). Proven by json_events vs
+    basic_two_party (5a). ``maxmembers_lock`` room-max shows the other outcome with no
+    sibling: O2 gets the first floor after its add-member, there is no moh attempt, ``list``
+    flags O2 ``floor`` (twice), and the uuid_kill burst's holder is O2; the fake (like
+    basic_two_party) gives it to O1 with a moh attempt. Per connection and room: the first
+    floor-change, when it is ``Old-ID=none`` to one of the first two members to join, is
+    dropped (room and channel streams), moh attempts before the second member joins are
+    dropped, and while that first holder keeps the floor what follows from the choice reads
+    the same: the ``floor`` flag of a ``list`` reply on either of the two becomes one
+    ``first-floor`` mark, and the holder's departure ``Old-ID=none New-ID=none`` is dropped
+    (the departure order is then canonical by decisions 5b/6). The room's next real
+    floor-change ends it and is compared as is; a first floor to a third member, a flag on
+    a third member, anything else, is compared unchanged. Not applied where decision 11
+    checks the floor by rule. (``b2_max_members_full`` call-2, which the brief listed here,
+    is NOT this race: O1b gets the first floor; see its KNOWN_DIVERGENT entry.)
+    ``test_first_floor_race_either_member``.
+11. **b2_speaker_storm: the floor follows the mixer's audio levels** (lead decision,
+    :data:`FLOOR_BY_TALKING`, :func:`_floor_by_talking`). mod_conference moves the floor to
+    the loudest member per 20 ms frame (``score_iir``), which nothing on the socket reveals:
+    the capture has 104 floor-changes, cascades such as O1->O6->O5->O4->O3->O2 in one frame
+    at 0.666 s while all six are flagged talking (2.008 s and 4.078 s likewise). Its
+    floor-changes are checked by a rule instead of compared: each ``New-ID`` is a member
+    flagged talking at that point (start-talking with no later stop-talking/del-member) or
+    ``none`` when nobody is, and ``Old-ID`` is the previous ``New-ID``. The capture breaks it
+    only in shapes other decisions own, checked as such: the room's first floor-change
+    (``none -> 122`` to the lone first member; decision 10: one of the first two members)
+    and the departing holder's ``Old-ID=none New-ID=none`` directly before its own
+    del-member (decision 5b). Valid floor-changes are dropped from the room and channel
+    streams; a broken one stays, marked, and never matches. They are never paced on. The
+    ``floor`` flag of a ``list`` reply is dropped when it names the holder set by that
+    connection's last floor-change (kept otherwise). Every other event and header is compared
+    exactly. ``test_storm_floor_changes_checked_by_rule``.
 Sockets use TCP_NODELAY so pacing is not stretched by Nagle/delayed-ACK (40 ms per
 command made the fake's 20 ms media frames look late).
 """
@@ -589,6 +622,7 @@ def streams_of(
     roles: Roles,
     api: Mapping[str, Sequence[str]] | None = None,
     bursts: Sequence[frozenset[str]] = (),
+    floor_by_talking: bool = False,
 ) -> dict[str, list[str]]:
     """``"<conn> <stream>" -> [normalised text, ...]`` in arrival order (decisions applied).
 
@@ -596,13 +630,26 @@ def streams_of(
     member id (``uuid_getvar <uuid> conference_member_id``) are compared by role and a bare
     ``get run_time`` (seconds of wall clock) is normalised like run_time in json_list.
     ``bursts``: the capture's :func:`kill_bursts` (decision 5b).
+    ``floor_by_talking``: floor-changes are checked by rule, not compared (decision 11).
     """
     raw: dict[str, list[tuple[Frame, str]]] = {}
     replies_seen: Counter[str] = Counter()
+    floor_holder: dict[str, str] = {}  # decision 11: per connection, by its floor-changes
+    first_floor = _FirstFloor(enabled=not floor_by_talking)
     for conn, frame in frames:
         norm = normalise(frame, roles, conn)
         if norm is None:
             continue
+        if first_floor.skip(conn, frame):  # decision 10
+            continue
+        if first_floor.holding(conn):
+            norm = Norm(norm.streams, first_floor.rewrite(conn, frame, norm.text, roles),
+                        norm.sync_key)
+        if floor_by_talking and action_of(frame) == "floor-change":
+            floor_holder[conn] = frame.headers.get("New-ID", "")  # type: ignore[union-attr]
+        if floor_by_talking and isinstance(frame, ApiResponse):
+            norm = Norm(norm.streams, _floor_flag_by_rule(frame.body, norm.text,
+                        floor_holder.get(conn, "none")), norm.sync_key)
         if isinstance(frame, ApiResponse) and api is not None:
             sent = api.get(conn, [])
             k = replies_seen[conn]
@@ -619,6 +666,8 @@ def streams_of(
     for stream, items in raw.items():
         if " room:" in stream:
             conn = stream.split(" ", 1)[0]
+            if floor_by_talking:
+                items = _floor_by_talking(items, overrides, dropped, conn)
             items = _canonical_kick_all(items, overrides, conn, bursts)
             raw[stream] = _canonical_mute_floor(items, dropped, conn)
     out: dict[str, list[str]] = {}
@@ -821,6 +870,143 @@ def _canonical_mute_floor(
     return out
 
 
+def _floor_by_talking(
+    items: list[tuple[Frame, str]],
+    overrides: dict[tuple[str, int], str],
+    dropped: set[tuple[str, int]],
+    conn: str,
+) -> list[tuple[Frame, str]]:
+    """Decision 11 (b2_speaker_storm): the floor follows the mixer's audio levels, so a
+    room's floor-changes are checked by rule instead of compared: ``Old-ID`` is the previous
+    ``New-ID`` and ``New-ID`` is a member flagged talking (start-talking without a later
+    stop-talking or del-member) or ``none`` when nobody is. Two shapes other decisions own are
+    checked as such: the room's first floor-change may go to either of the first two members
+    (decision 10), and a departing holder's ``Old-ID=none New-ID=none`` directly before its
+    own del-member (decision 5b). A floor-change obeying the rule is dropped (room and channel
+    streams); one breaking it stays, marked ``FLOOR-RULE-BROKEN``, so it can never match."""
+    out: list[tuple[Frame, str]] = []
+    talking: set[str] = set()
+    joined: list[str] = []
+    holder = "none"
+    first = True
+    for k, (frame, text) in enumerate(items):
+        act = action_of(frame)
+        headers = frame.headers if isinstance(frame, Event) else {}
+        member = headers.get("Member-ID", "")
+        if act == "start-talking":
+            talking.add(member)
+        elif act == "stop-talking":
+            talking.discard(member)
+        elif act == "add-member":
+            joined.append(member)
+        elif act == "del-member":
+            talking.discard(member)
+        if act != "floor-change":
+            out.append((frame, text))
+            continue
+        old, new = headers.get("Old-ID", ""), headers.get("New-ID", "")
+        nxt = items[k + 1][0] if k + 1 < len(items) else None
+        if first:
+            ok = old == "none" and new in joined[:2]
+        elif old == "none" and new == "none":
+            ok = (
+                nxt is not None
+                and action_of(nxt) == "del-member"
+                and nxt.headers.get("Member-ID") == holder  # type: ignore[union-attr]
+            )
+        else:
+            ok = old == holder and (new in talking if new != "none" else not talking)
+        first = False
+        holder = new
+        if ok:
+            dropped.add((conn, id(frame)))
+        else:
+            marked = "FLOOR-RULE-BROKEN " + text
+            overrides[(conn, id(frame))] = marked
+            out.append((frame, marked))
+    return out
+
+
+class _FirstFloor:
+    """Decision 10: which of a room's first two members takes the first floor (and whether
+    the lone first member's moh attempt happens) is a race. Per connection and room: the
+    room's first floor-change, when it is ``Old-ID=none`` to one of the first two members
+    to join, is dropped, as are moh attempts before the second member joins. While that
+    first holder keeps the floor, what follows from the choice reads the same for either
+    member: its departure's ``Old-ID=none New-ID=none`` is dropped (the departure order is
+    then canonical by decisions 5b/6), the ``floor`` flag of a ``list`` reply line becomes
+    a ``first-floor`` mark on the reply when one of the two lines had it. The first
+    holder's period ends at the room's next floor-change, which is compared as is (its
+    ``Old-ID`` included). Anything else is left as is."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.joined: dict[tuple[str, str], list[str]] = {}
+        self.started: set[tuple[str, str]] = set()
+        self.holder: dict[tuple[str, str], str] = {}  # the first holder while holding
+
+    def skip(self, conn: str, frame: Frame) -> bool:
+        if not self.enabled or not isinstance(frame, Event) or frame.action is None:
+            return False
+        room = (conn, frame.headers.get("Conference-Name", ""))
+        act = frame.action
+        joined = self.joined.setdefault(room, [])
+        if act == "add-member":
+            joined.append(frame.headers.get("Member-ID", ""))
+        elif _is_moh(frame) and len(joined) < 2:
+            return True
+        elif act == "floor-change":
+            old, new = frame.headers.get("Old-ID"), frame.headers.get("New-ID", "")
+            if room not in self.started:
+                self.started.add(room)
+                if old == "none" and new in joined[:2]:
+                    self.holder[room] = new
+                    return True
+            elif room in self.holder and old == "none" and new == "none":
+                del self.holder[room]
+                return True
+        return False
+
+    def holding(self, conn: str) -> bool:
+        return any(c == conn for c, _ in self.holder)
+
+    def rewrite(self, conn: str, frame: Frame, text: str, roles: Roles) -> str:
+        for (c, room), _holder in list(self.holder.items()):
+            if c != conn:
+                continue
+            if isinstance(frame, ApiResponse):
+                pair = self.joined[(c, room)][:2]
+                labels = {roles.member_label(m) for m in pair}
+                lines = text.split("\n")
+                flagged = False
+                for k, line in enumerate(lines):
+                    head = line.removeprefix("API ").split(";", 1)[0]
+                    if head in labels and re.search(r"\|floor(?=[;|])", line):
+                        lines[k] = re.sub(r"\|floor(?=[;|])", "", line)
+                        flagged = True
+                text = "\n".join(lines) + (" first-floor" if flagged else "")
+            elif action_of(frame) == "floor-change" and frame.headers.get(  # type: ignore[union-attr]
+                "Conference-Name"
+            ) == room:
+                del self.holder[(c, room)]  # a real handover: compared as is
+        return text
+
+
+def _floor_flag_by_rule(body: str, text: str, holder: str) -> str:
+    """Decision 11: the ``floor`` flag of a ``conference <room> list`` reply names the
+    member the connection's last floor-change made holder; when it does, the flag is
+    dropped from the compared text (who holds the floor is checked by rule, not compared),
+    otherwise the text is kept as is so it can never match."""
+    flagged = [
+        line.split(";", 1)[0]
+        for line in body.splitlines()
+        if re.search(r";[a-z|]*\bfloor\b[a-z|]*;", line)
+    ]
+    if flagged == [holder] or (not flagged and holder == "none"):
+        return re.sub(r"\|floor(?=[;|])", "", text)
+    return text
+
+
 def _departure_label(block: list[tuple[Frame, str]]) -> str:
     """Sort key of a departure block: its del-member's Unique-ID label, then member id."""
     text = block[-1][1]
@@ -1018,16 +1204,22 @@ def compare(
         actual_pins,
     )
     bursts = kill_bursts(capture)
+    rule = capture.name in FLOOR_BY_TALKING
     return compare_streams(
         capture.name,
-        streams_of(expected_frames, exp_roles, api_commands(capture), bursts),
+        streams_of(expected_frames, exp_roles, api_commands(capture), bursts, rule),
         streams_of(
             actual_frames,
             act_roles,
             api_commands(capture) if actual_api is None else actual_api,
             bursts,
+            rule,
         ),
     )
+
+
+# Decision 11: captures whose floor-changes follow the mixer's audio levels.
+FLOOR_BY_TALKING = frozenset({"b2_speaker_storm.jsonl"})
 
 
 # --- media stimuli ----------------------------------------------------------------------------
@@ -1395,6 +1587,10 @@ class Replay:
                 if key is not None and not _is_moh(line.frame):
                     running.setdefault(line.conn, Counter())[key] += 1
         reqs.append(running)
+        if self.capture.name in FLOOR_BY_TALKING:  # decision 11: never paced on
+            for counters in reqs:
+                for counter in counters.values():
+                    counter.pop(("event", "CUSTOM", CONFERENCE_SUBCLASS, "floor-change"), None)
         if self.capture.name in RACE_SIBLINGS:
             self._sibling_floor_counts(reqs)
         return reqs

@@ -479,6 +479,7 @@ def test_lock_and_unlock_play_the_profile_sounds(esl: Client) -> None:
     files = [(e.action, e.get("File", "")) for e in seen if e.name == "CUSTOM"][-2:]
     assert files[0][0] == "play-file" and files[0][1].endswith("conf-is-locked.wav")
     assert files[1] == ("lock", "")
+    assert esl.api("conference room-lk get is_locked") == "locked"  # maxmembers_lock
     esl.api("conference room-lk unlock")
     seen = esl.drain_until("unlock")
     files = [(e.action, e.get("File", "")) for e in seen if e.name == "CUSTOM"][-2:]

@@ -85,27 +85,20 @@ KNOWN_DIVERGENT: dict[str, str] = {
     "CHANNEL_PROGRESS_MEDIA before ANSWER): the sipp member's stream and dtmf-member size differ",
     "b2_jitterbuffer.jsonl": "SIP-style inbound call not modelled (one sofia channel with "
     "CHANNEL_PROGRESS_MEDIA); call-1/call-2 streams differ from item 0",
-    "b2_speaker_storm.jsonl": "the floor follows the mixer's per-frame audio scores, not the "
-    "talk flags: cascades of floor-changes with no ESL-visible trigger (0.666 s: O1->O6->O5->"
-    "O4->O3->O2 in one frame while all six are flagged talking; 2.008 s and 4.078 s likewise); "
-    "capture 104 floor-changes, the fake far fewer (first at <O1> item 5 Old=O4 New=O1). Needs "
-    "a lead decision (floor-changes of a storm are not derivable from the socket)",
     "errors.jsonl": "`originate loopback/nosuchext/default` creates channels in the capture "
     "(<X1>: CREATE, PROGRESS, PROGRESS_MEDIA, HANGUP...; <X2>: the vanilla catch-all dialplan "
     "set/log/sleep/ring_ready/playback FILE NOT FOUND); the fake creates none",
-    "maxmembers_lock.jsonl": "first-floor race in room-max only, not covered by decision 5a "
-    "(limited to the json_events/basic_two_party siblings): O2 gets the first floor after its "
-    "add-member and there is no moh attempt (<O1>/<O2> item 4, replies item 8 `floor` on O2, "
-    "room-max item 3, room-max timers item 0), so the kill burst's holder differs too. "
-    "Everything else matches (room-lock lock/unlock sounds, O7 via decision 8, kick all of 4 "
-    "via decision 6)",
     "b2_announcements.jsonl": "call-2 lacks the socket CHANNEL_EXECUTE on its session stream "
     "(myevents race, like decision 1's CHANNEL_PARK); inbound <O4> item 6: play-file-member x3 "
     "+ speak-text-member missing (member plays queued behind the alone TTS)",
-    "b2_max_members_full.jsonl": "first-floor race on call-2, not covered by decision 5a (O2b, "
-    "the second member, gets the first floor after its hangup app: its floor-change carries "
-    "Hangup-Cause); call-4 (unanswered, room full): CHANNEL_PROGRESS_MEDIA on <O4b> (call-4 "
-    "item 2) and on <O4>/<O4b> inbound before the conference app runs, not modelled",
+    "b2_max_members_full.jsonl": "not the first-floor race (O1b, the first member, gets the "
+    "first floor): call-1 and call-2 hang up 22 ms apart; when holder O1b leaves, the capture "
+    "still hands the floor to O2b although O2b's channel has already hung up (its "
+    "floor-change carries Hangup-Cause, after EXECUTE hangup/HANGUP/EXECUTE_COMPLETE in "
+    "<O2b> item 13), then none/none before its del-member; the fake never gives the floor to "
+    "a hung-up member (recording shows that outcome), so room item 4 has O2b's del-member. "
+    "A race between the member thread noticing the hangup and the floor pick: needs a lead "
+    "decision",
 }
 
 CONFORMANCE_PARAMS = [
@@ -587,3 +580,109 @@ def test_early_stimulus_before_listing() -> None:
     for name in CAPTURES:
         if name != "mute_hold_kick.jsonl":
             assert harness.early_stimuli(load_capture(name)) == {}, name
+
+
+def test_storm_floor_changes_checked_by_rule() -> None:
+    """Decision 11 (b2_speaker_storm): floor-changes obeying the rule (New-ID flagged
+    talking or `none` when nobody is, Old-ID the previous New-ID; first floor to one of the
+    first two members; a departing holder's none/none) read the same whatever their number;
+    a floor-change to a member not talking, or with a wrong Old-ID, still differs; other
+    events are still compared."""
+
+    def ev(action: str, member: str, **extra: str):  # type: ignore[no-untyped-def]
+        return _event(**{"Event-Name": "CUSTOM", "Event-Subclass": "conference::maintenance",
+                         "Action": action, "Conference-Name": "r", "Member-ID": member,
+                         "Unique-ID": f"00000000-0000-0000-0000-00000000000{member}", **extra})
+
+    def floor(old: str, new: str):  # type: ignore[no-untyped-def]
+        return ev("floor-change", new, **{"Old-ID": old, "New-ID": new})
+
+    def streams(frames):  # type: ignore[no-untyped-def]
+        roles = harness.Roles((f for _, f in frames), [])
+        return harness.streams_of(frames, roles, None, (), True)
+
+    joins = [ev("add-member", "1", **{"Conference-Size": "1"}),
+             ev("add-member", "2", **{"Conference-Size": "2"}),
+             ev("start-talking", "1"), ev("start-talking", "2")]
+    leave = [ev("del-member", "2", **{"Conference-Size": "1"})]
+    cascade = [joins[0], floor("none", "1"), *joins[1:], floor("1", "2"), floor("2", "1"),
+               floor("1", "2"), ev("stop-talking", "1"), floor("none", "none"), *leave]
+    few = [joins[0], *joins[1:3], floor("none", "2"), joins[3], ev("stop-talking", "1"),
+           floor("none", "none"), *leave]
+    assert streams(cascade) == streams(few)
+    assert streams(cascade) != streams([*joins, ev("stop-talking", "1"), *leave])  # type: ignore[list-item]
+    # New-ID not flagged talking
+    bad_new = [joins[0], floor("none", "1"), *joins[1:3], floor("1", "2"),
+               ev("stop-talking", "1"), floor("none", "none"), *leave]
+    assert streams(bad_new) != streams(cascade)
+    # Old-ID not the previous New-ID
+    bad_old = [joins[0], floor("none", "1"), *joins[1:], floor("2", "1"),
+               ev("stop-talking", "1"), floor("none", "none"), *leave]
+    assert streams(bad_old) != streams(cascade)
+    # without the rule (every other capture) the counts are compared
+    roles = harness.Roles((f for _, f in cascade), [])
+    assert harness.streams_of(cascade, roles) != harness.streams_of(few, roles)  # type: ignore[arg-type]
+    # the `floor` flag of a list reply: dropped only when it names the holder
+    body = "2;loopback/x-a;u;n;1;hear|speak|talking|floor;0;0;100\n"
+    assert harness._floor_flag_by_rule(body, "API " + body, "2") == (
+        "API 2;loopback/x-a;u;n;1;hear|speak|talking;0;0;100\n"
+    )
+    assert harness._floor_flag_by_rule(body, "API " + body, "1") == "API " + body
+
+
+def test_first_floor_race_either_member() -> None:
+    """Decision 10: the first floor to the first member (moh attempt while alone) or to the
+    second (no moh), with the list flag and the kill burst's holder following, read the same;
+    a first floor to a third member, or a list flag on a third member, still differs."""
+    from fsconf.esl.frames import ApiResponse
+
+    def ev(action: str, member: str, **extra: str):  # type: ignore[no-untyped-def]
+        return _event(**{"Event-Name": "CUSTOM", "Event-Subclass": "conference::maintenance",
+                         "Action": action, "Conference-Name": "r", "Member-ID": member,
+                         "Unique-ID": f"00000000-0000-0000-0000-00000000000{member}", **extra})
+
+    def room(action: str, **extra: str):  # type: ignore[no-untyped-def]
+        return _event(**{"Event-Name": "CUSTOM", "Event-Subclass": "conference::maintenance",
+                         "Action": action, "Conference-Name": "r", **extra})
+
+    def floor(old: str, new: str):  # type: ignore[no-untyped-def]
+        return ev("floor-change", new, **{"Old-ID": old, "New-ID": new})
+
+    def listing(holder: str):  # type: ignore[no-untyped-def]
+        lines = "".join(
+            f"{m};loopback/silent-a;u{m};n;1;hear|speak{'|floor' if m == holder else ''};0;0;100\n"
+            for m in ("3", "2", "1")
+        )
+        return ("inbound", ApiResponse(lines, {}))
+
+    def add(m: str, size: str):  # type: ignore[no-untyped-def]
+        return ev("add-member", m, **{"Conference-Size": size})
+
+    def dels(holder: str):  # type: ignore[no-untyped-def]
+        order = [m for m in ("1", "2", "3") if m != holder]
+        return [room("floor-change", **{"Old-ID": "none", "New-ID": "none"}),
+                ev("del-member", holder, **{"Conference-Size": "2"}),
+                ev("del-member", order[0], **{"Conference-Size": "1"}),
+                ev("del-member", order[1], **{"Conference-Size": "0"})]
+
+    moh = room("play-file", File="local_stream://moh")
+    first = [add("1", "1"), floor("none", "1"), moh, add("2", "2"), add("3", "3"),
+             listing("1"), *dels("1")]
+    second = [add("1", "1"), add("2", "2"), floor("none", "2"), add("3", "3"),
+              listing("2"), *dels("2")]
+    roles = harness.Roles((f for _, f in first), [])
+    burst = [frozenset({"<X1>", "<X2>", "<X3>"})]  # the three members killed together
+
+    def streams(frames):  # type: ignore[no-untyped-def]
+        return harness.streams_of(frames, roles, None, burst)
+
+    assert streams(first) == streams(second)
+    # a first floor to the third member is a real divergence
+    third = [add("1", "1"), add("2", "2"), add("3", "3"), floor("none", "3"),
+             listing("3"), *dels("3")]
+    assert streams(third) != streams(first)
+    # the list flag on a member other than the first holder's pair is still compared
+    wrong_flag = [*first[:5], listing("3"), *dels("1")]
+    assert streams(wrong_flag) != streams(first)
+    # without a floor-change at all (nobody got the first floor) it differs too
+    assert streams([first[0], *first[2:]]) != streams(first)

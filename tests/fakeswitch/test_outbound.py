@@ -222,3 +222,28 @@ def test_outbound_api_and_enter_sound_only_play_file_done(
     assert done.get("File") == "tone_stream://%(200,0,800)"
     assert done.get("milliseconds") == "400"  # B6: twice the real length
     assert not [e for e in esl.events() if e.action == "play-file"]
+
+
+def test_conference_app_pre_answers_an_unanswered_channel(
+    fs: FakeSwitch, listener: SessionListener, esl: Client
+) -> None:
+    """b2_max_members_full call-4: `conference` (SAF_NONE) on an unanswered channel fires
+    CHANNEL_PROGRESS_MEDIA on the loopback peer, then on the channel, before its
+    CHANNEL_EXECUTE; then the answer. An answered channel gets none."""
+    uuid, call = session(fs, listener)
+    other = fs.channels[uuid].other
+    assert other is not None
+    join = execute(call, "conference", f"{ROOM}@fsconf")
+    seen = call.drain_until("CHANNEL_ANSWER")
+    names = [e.name for e in seen if e.name.startswith("CHANNEL_")]
+    assert names[-3:] == ["CHANNEL_PROGRESS_MEDIA", "CHANNEL_EXECUTE", "CHANNEL_ANSWER"]
+    assert seen[-2].get("Application-UUID") == join
+    inbound = esl.drain_until("CHANNEL_EXECUTE", Application="conference")
+    media = [e.get("Unique-ID") for e in inbound if e.name == "CHANNEL_PROGRESS_MEDIA"]
+    assert media == [other.uuid, uuid]
+    _uuid2, call2 = session(fs, listener, "Bob", "+15551230002")
+    execute(call2, "answer")
+    join2 = execute(call2, "conference", f"{ROOM}@fsconf")
+    seen = call2.drain_until("add-member")
+    assert any(e.get("Application-UUID") == join2 for e in seen)
+    assert "CHANNEL_PROGRESS_MEDIA" not in [e.name for e in seen]
