@@ -165,11 +165,9 @@ restarting, SQLite locked or read-only. Integrity and programming errors are not
 def transient_cause(error: BaseException) -> BaseException | None:
     """The transient driver error behind ``error`` (a StoreError, or the
     outbox's WebhookError around a failed flush), or None."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, TRANSIENT_DB_ERRORS):
-            return seen
-        seen = seen.__cause__
+    for cause in _causes(error):
+        if isinstance(cause, TRANSIENT_DB_ERRORS):
+            return cause
     return None
 
 

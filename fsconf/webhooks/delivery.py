@@ -84,7 +84,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import gevent
 import gevent.event
@@ -111,6 +110,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from fsconf.errors import StoreError, WebhookError
+from fsconf.redact import log_url
 from fsconf.store.db import SessionFactory, describe_error, transaction
 from fsconf.store.models import Account, Callback
 from fsconf.store.repositories import NotFoundError
@@ -213,14 +213,6 @@ class _ChainResult:
 
     attempted: tuple[tuple[_Job, _Outcome], ...]
     unsent: tuple[_Job, ...]
-
-
-def _describe_url(url: str) -> str:
-    """scheme://host/path: enough to debug, without credentials or query."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def _short(text: str) -> str:
@@ -724,7 +716,7 @@ class DeliveryWorker:
             job.call_sid,
             job.sequence_number,
             job.method,
-            _describe_url(job.url),
+            log_url(job.url),
             outcome.status_code,
             outcome.error or "ok",
             job.attempts + 1,
