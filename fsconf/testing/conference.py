@@ -16,6 +16,15 @@ is hung up (only when the room ends under a member whose
 ``hangup_after_conference`` is not ``false``: B2.2). The owner of the channel
 (the switch) is told through :meth:`Member.left`.
 
+Each member has its own file queue (``member->fnode``, :class:`MemberPlay`):
+``play <file> <id>``, ``saymember`` and the TTS a profile with ``tts-engine`` and no
+``alone-sound`` speaks to a room's first member all queue there and play one after
+the other, separately from the room's queue. ``play-file-member`` fires when a file
+is queued and carries the ``{vars}`` of the queue's HEAD, so none while the member
+still hears the alone TTS (B5, b2_announcements AN2); ``play-file-member-done``
+fires when a file ends, with its own vars; speech ends silently (B8). A stopped
+node ends on the member's next frame (``stop all <id>``: done 21 ms later).
+
 :func:`api` runs ``conference ...`` and returns the exact body FreeSWITCH
 answers, including its misspellings and bare usage lines (surprises 3-8).
 """
@@ -41,7 +50,32 @@ PROFILES: dict[str, dict[str, str]] = json.loads(
 CONFERENCE_CONF_XML: str = json.loads(
     resources.files("fsconf.testing").joinpath("data/profiles.json").read_text("utf-8")
 )["conference_conf_xml"]
-"""``xml_locate configuration configuration name conference.conf`` (doctor reads it)."""
+"""``xml_locate configuration configuration name conference.conf`` of the captured switch."""
+
+# The captured switch's "fsconf" profile had a TTS engine (flite/kal), so its first member
+# heard "You are currently the only person in this conference" (B4). The profile fsconf
+# ships (freeswitch/autoload_configs/conference.conf.xml) has none, precisely to avoid that;
+# otherwise the two are the same parameters. A FakeSwitch standing in for a switch that runs
+# fsconf's configuration uses SHIPPED_PROFILES; the conformance and surprise tests, which
+# replay the captured switch, use CAPTURED_PROFILES.
+_TTS_PARAMS = ("tts-engine", "tts-voice")
+CAPTURED_PROFILES: dict[str, dict[str, str]] = PROFILES
+SHIPPED_PROFILES: dict[str, dict[str, str]] = {
+    **PROFILES,
+    "fsconf": {k: v for k, v in PROFILES["fsconf"].items() if k not in _TTS_PARAMS},
+}
+
+
+def shipped_conference_conf_xml() -> str:
+    """The captured conference.conf with the fsconf profile as shipped (no TTS lines)."""
+    start = CONFERENCE_CONF_XML.index('<profile name="fsconf">')
+    end = CONFERENCE_CONF_XML.index("</profile>", start)
+    section = "".join(
+        line
+        for line in CONFERENCE_CONF_XML[start:end].splitlines(keepends=True)
+        if not any(f'name="{param}"' in line for param in _TTS_PARAMS)
+    )
+    return CONFERENCE_CONF_XML[:start] + section + CONFERENCE_CONF_XML[end:]
 
 if TYPE_CHECKING:
     from fsconf.testing.fakeswitch import Channel, FakeSwitch
@@ -82,6 +116,36 @@ _FLAGS_RE = re.compile(
 _VARS_RE = re.compile(r"^\{(?P<vars>[^}]*)\}(?P<file>.*)$")
 
 
+TTS_SECONDS_BASE = 0.6
+TTS_SECONDS_PER_CHAR = 0.05
+"""How long flite speaks a text, fitted on the captures: ``saymember`` "hello member"
+(12 characters) held a member play back 1.2 s (mute_hold_kick), the alone text
+(53 characters) 3.3 s after its lead-in (b2_announcements AN2)."""
+LEADIN_SECONDS = 0.4
+"""CONF_DEFAULT_LEADIN: 20 silent frames before the alone announcement."""
+ALONE_TEXT = "You are currently the only person in this conference."
+"""conference_member.c: what the first member hears when the profile has no alone-sound."""
+
+
+def speech_seconds(text: str) -> float:
+    return TTS_SECONDS_BASE + TTS_SECONDS_PER_CHAR * len(text)
+
+
+@dataclass
+class MemberPlay:
+    """One node of a member's file queue (``conference_file_node_t`` on ``member->fnode``)."""
+
+    file: str
+    """As given to ``play`` (``{vars}`` included); the text for speech."""
+    playvars: list[tuple[str, str]]
+    seconds: float
+    """Wall-clock length in the FakeSwitch (already scaled by ``time_scale``)."""
+    speech: bool
+    stop: Any
+    """A gevent Event, set by ``stop`` (the node then ends on the next frame)."""
+    started: float = 0.0
+
+
 @dataclass
 class Member:
     id: int
@@ -104,6 +168,10 @@ class Member:
     last_talking: float = 0.0
     left: Any = None
     """A gevent Event, set when the member has left (the app then returns)."""
+    plays: list[MemberPlay] = field(default_factory=list)
+    """The member's own file queue, the playing node first."""
+    player: Any = None
+    """The greenlet playing :attr:`plays` (None while the queue is idle)."""
 
     @property
     def moderator(self) -> bool:
@@ -231,7 +299,7 @@ class Room:
 
     @property
     def params(self) -> dict[str, str]:
-        return PROFILES.get(self.profile, {})
+        return self.switch.profiles.get(self.profile, {})
 
     # --- the room's play queue (enter/exit sounds and `play` without async) ----------
 
@@ -283,9 +351,86 @@ class Room:
                                       "Error": "File could not be played"})
 
     def play_alone(self) -> None:
+        """The first member joined (conference_member.c, member add): the profile's
+        alone-sound to the room, or without one the alone TTS to that member alone
+        (B4: profile fsconf speaks it, fsconf-notts has no tts-engine and is silent).
+        ``conference_silent_entry`` on the channel's first join skips both (CONF_SILENT_REQ;
+        B4: b2_announcements call-2 hears silence)."""
+        member = self.members[-1] if self.members else None
+        if member is not None and _silent_entry(member.channel):
+            return
+        if self.params.get("alone-sound"):
+            self._play_alone_sound()
+        elif member is not None and self.has_tts:
+            self.say_to(member, ALONE_TEXT, leadin=True)
+
+    def _play_alone_sound(self) -> None:
         sound = self.params.get("alone-sound")
         if sound:
             self.play_error(sound)  # no sound files on the captured switch
+
+    def say_to(self, member: Member, text: str, leadin: bool = False) -> None:
+        """conference_member_say: a speech node on the member's queue."""
+        seconds = speech_seconds(text) + (LEADIN_SECONDS if leadin else 0.0)
+        self.member_play(member, text, [], seconds * self.switch.time_scale, speech=True)
+
+    @property
+    def has_tts(self) -> bool:
+        """conference_member_say speaks only with both tts-engine and tts-voice."""
+        return bool(self.params.get("tts-engine") and self.params.get("tts-voice"))
+
+    # --- a member's own file queue ----------------------------------------------------
+
+    def member_play(self, member: Member, file: str, playvars: list[tuple[str, str]],
+                    seconds: float, speech: bool = False) -> list[tuple[str, str]]:
+        """Queue a node behind what ``member`` already hears; the vars of the queue's head
+        (what ``play-file-member`` carries: B5)."""
+        import gevent
+        from gevent.event import Event as GEvent
+
+        member.plays.append(MemberPlay(file, list(playvars), seconds, speech, GEvent()))
+        if member.player is None:
+            member.player = gevent.spawn(self._play_member_queue, member)
+        return member.plays[0].playvars
+
+    def _play_member_queue(self, member: Member) -> None:
+        import gevent
+
+        try:
+            while member.plays and member in self.members:
+                node = member.plays[0]
+                node.started = time.monotonic()
+                if node.stop.wait(timeout=node.seconds):
+                    # done++ only marks it: the member's thread closes it on its next frame
+                    gevent.sleep(self.switch.FRAME_SECONDS)
+                if member not in self.members or node not in member.plays:
+                    return  # the member left: its pending files end with it
+                member.plays.remove(node)
+                if not node.speech:  # B8: speech ends without an event
+                    self.fire_play_done(node.file, self._played_ms(node), node.playvars, member)
+        finally:
+            member.player = None
+
+    def _played_ms(self, node: MemberPlay) -> str:
+        """B6: twice the real length; a stopped file reports what it played (AN9: 3000)."""
+        if not node.stop.is_set():
+            return self.switch.sound_ms(node.file)
+        scale = self.switch.time_scale or 1.0
+        return str(2 * int((time.monotonic() - node.started) / scale * 1000))
+
+    def stop_member_plays(self, member: Member, every: bool) -> int:
+        """``stop all|current <id>``: conference_member_stop_file marks every node (all)
+        or the playing one; the count is the reply's ``Stopped N files``."""
+        nodes = member.plays if every else member.plays[:1]
+        for node in nodes:
+            node.stop.set()
+        return len(nodes)
+
+    def drop_member_plays(self, member: Member) -> None:
+        """The member leaves: its queue goes with it (no done events, as before)."""
+        pending, member.plays = member.plays, []
+        for node in pending:
+            node.stop.set()
 
     def play_moh(self) -> None:
         sound = self.params.get("moh-sound")
@@ -354,14 +499,20 @@ class Room:
                 return
 
     def pick_floor(self) -> None:
-        """With no holder, the next frame gives the floor to a remaining member."""
+        """With no holder, the next frame gives the floor to a remaining member.
+
+        The room thread's candidates are the members still in its list, and a member whose
+        channel has hung up stays there until its own thread notices, one frame after its
+        CHANNEL_HANGUP (:meth:`hungup`). So a member that hung up after the holder left
+        can still be handed the floor, its floor-change carrying Hangup-Cause, and then
+        leaves as the holder with ``none/none`` (b2_max_members_full: O2b hangs up 22 ms
+        after O1b). Members hung up in the holder's own frame leave with it, in the same
+        batch, before this runs (recording: both killed, no floor-change between).
+        """
         if self.floor is not None or not self.members:
             return
-        alive = [m for m in self.members if not m.channel.hungup]
-        if not alive:
-            return  # a hung-up member is leaving anyway (recording: both killed)
-        talkers = [m for m in reversed(alive) if m.talking and m.speak]
-        self.set_floor(talkers[0] if talkers else alive[-1])
+        talkers = [m for m in reversed(self.members) if m.talking and m.speak]
+        self.set_floor(talkers[0] if talkers else self.members[-1])
 
     # --- membership ---------------------------------------------------------
 
@@ -389,7 +540,9 @@ class Room:
             channel.mark_hungup("NORMAL_CLEARING")
         ends_room = member.endconf and not self.ending
         if len(self.members) == 1 and not self.ending:
-            self.play_alone()  # also when this leave ends the room (hangup_causes endconf)
+            # only the sound: the alone TTS is for a first member (also when this leave
+            # ends the room: hangup_causes endconf)
+            self._play_alone_sound()
         self.fire("del-member", member)
         if not self.ending and self.floor is None and self.members:
             if ends_room:
@@ -406,6 +559,7 @@ class Room:
                 self.enqueue(exit_sound)
         elif len(self.members) == 1 and not self.ending:
             self.play_moh()
+        self.drop_member_plays(member)
         member.left.set()
         self.switch.member_left(member, reason)
         if ends_room:
@@ -542,7 +696,7 @@ class Room:
                 "output-volume": member.volume_out,
                 "input-volume": member.volume_in,
             })
-        return {
+        data: dict[str, object] = {
             "conference_name": self.name,
             "member_count": len(self.members),
             "ghost_count": 0,
@@ -568,9 +722,12 @@ class Room:
             "video_bridge": False,
             "video_floor_only": False,
             "video_rfc4579": False,
-            "variables": dict(self.variables),
-            "members": members,
         }
+        if self.max_members > 0:  # errors: `"max_members": 1` after video_rfc4579
+            data["max_members"] = self.max_members
+        data["variables"] = dict(self.variables)
+        data["members"] = members
+        return data
 
 
 def _xml_escape(text: str) -> str:
@@ -588,11 +745,15 @@ def xml_list(rooms: list[Room]) -> str:
     for room in rooms:
         attrs = (
             f'name="{_xml_escape(room.name)}" member-count="{len(room.members)}" '
-            f'ghost-count="0" rate="8000" uuid="{room.uuid}" running="true" answered="true" '
-            'enforce_min="true" dynamic="true" exit_sound="true" enter_sound="true" '
-            + ('recording="true" ' if room.recordings else "")
+            f'ghost-count="0" rate="8000" uuid="{room.uuid}" '
+            # conference_xlist's order (mod_conference.c): the flags, then max_members when
+            # set (errors: `set max_members 1` -> max_members="1"), recording, run_time
             + ('locked="true" ' if room.locked else "")
             + ('wait_mod="true" ' if room.wait_mod else "")
+            + 'running="true" answered="true" enforce_min="true" dynamic="true" '
+            'exit_sound="true" enter_sound="true" '
+            + (f'max_members="{room.max_members}" ' if room.max_members > 0 else "")
+            + ('recording="true" ' if room.recordings else "")
             + f'run_time="{int(now - room.created)}"'
         )
         out.append(f"  <conference {attrs}>")
@@ -702,6 +863,13 @@ def split_vars(file: str) -> tuple[list[tuple[str, str]], str]:
     return pairs, match.group("file")
 
 
+def _silent_entry(channel: Channel) -> bool:
+    """B4: ``conference_silent_entry=true`` acts on the channel's first join only."""
+    return channel.variables.get("conference_silent_entry") == "true" and not (
+        channel.variables.get("conference_silent_done")
+    )
+
+
 def new_room(switch: FakeSwitch, name: str, profile: str, creator: Channel) -> Room:
     variables = {
         k[len("confvar_"):]: v for k, v in creator.variables.items() if k.startswith("confvar_")
@@ -709,7 +877,7 @@ def new_room(switch: FakeSwitch, name: str, profile: str, creator: Channel) -> R
     try:
         max_members = int(
             creator.variables.get("conference_max_members")
-            or PROFILES.get(profile, {}).get("max-members", "0")
+            or switch.profiles.get(profile, {}).get("max-members", "0")
         )
     except ValueError:
         max_members = 0
@@ -956,16 +1124,19 @@ def _play(room: Room, args: list[str]) -> str:
                                           "Error": "File could not be played"})
         return f"-ERR (play) File: {raw} not found.\n"
     if member is not None:
-        room.fire("play-file-member", member, {"File": raw}, playvars)
-        room.switch.schedule_play(room, raw, playvars, member)
+        head = room.member_play(member, raw, playvars, room.switch.play_seconds(raw))
+        room.fire("play-file-member", member, {"File": raw}, head)
         return f"+OK (play) Playing file {raw} to member {member.id}\n"
     is_async = target == "async"
-    room.fire("play-file", extra={"File": raw, "Async": _bool(is_async)},
-              playvars=[] if is_async else playvars)
     if is_async:
+        # B5: the event merges the room's (non-async) head, never the async node's vars
+        room.fire("play-file", extra={"File": raw, "Async": "true"})
         room.switch.schedule_play(room, raw, playvars, None)
     else:
         room.enqueue(raw, playvars)
+        # B5: the vars of the file playing now (AN5 queued behind AN4 says AN4)
+        room.fire("play-file", extra={"File": raw, "Async": "false"},
+                  playvars=room.queue[0].playvars)
     return f"+OK (play) Playing file {raw}\n"
 
 
@@ -973,9 +1144,11 @@ def _stop(room: Room, args: list[str]) -> str:
     member = None
     if len(args) > 1 and args[1].isdigit():
         member = room.find(int(args[1]))
-    stopped = room.switch.stop_plays(room, member)
-    if member is None:
-        stopped += room.stop_queue()
+    if member is not None:
+        # conference_member_stop_file: `all` marks every queued node, else the playing one
+        every = args[0] == "all"
+        return f"+OK Stopped {room.stop_member_plays(member, every)} files.\n"
+    stopped = room.switch.stop_plays(room, None) + room.stop_queue()
     return f"+OK Stopped {stopped} files.\n"
 
 
@@ -990,7 +1163,10 @@ def _saymember(room: Room, args: list[str]) -> str:
     member = room.find(int(args[0])) if args and args[0].isdigit() else None
     if member is None or len(args) < 2:
         return "-ERR (saymember) Error!\n"
-    room.fire("speak-text-member", member, {"Text": " ".join(args[1:])})
+    text = " ".join(args[1:])
+    if room.has_tts:  # without TTS conference_member_say succeeds and queues nothing
+        room.say_to(member, text)
+    room.fire("speak-text-member", member, {"Text": text})
     return "+OK (saymember) OK\n"
 
 
@@ -999,12 +1175,12 @@ def _record(room: Room, args: list[str]) -> str:
         return USAGE["record"]
     path = args[0]
     if not path.startswith("/") and "://" not in path:
-        # surprise 7: the file cannot be opened; start then stop, answer still +OK
+        # surprise 7: the file cannot be opened; start then stop, answer still +OK. The
+        # record thread ends there, so the room is not recording (errors: json_list
+        # "recording": false, no recording node, 22 s later)
         room.fire("start-recording", extra={
             "Path": path, "Error": "File could not be opened for recording"})
-        recording = Recording(path, time.monotonic(), failed=True)
-        room.recordings.append(recording)  # still listed: `recording stop bogus` finds it
-        room.fire_stop_recording(recording)
+        room.fire_stop_recording(Recording(path, time.monotonic(), failed=True))
         return f"+OK Record file {path}\n"
     room.recordings.append(Recording(path, time.monotonic()))
     room.fire("start-recording", extra={"Path": path})
@@ -1197,7 +1373,9 @@ def _play_status(room: Room, args: list[str]) -> str:
         member = room.find(int(args[0]))
         if member is None:
             return f"-ERR Member: {room.switch.garbage_member_number} not found.\n"
-        files = [e[3] for e in room.switch._plays if e[0] is room and e[1] is member]
+        if member.plays and member.plays[0].speech:
+            return "+OK 0/0 (null)\n"  # a speech node has no file handle path
+        files = [node.file for node in member.plays]
         if member.hold_file:
             files.append(member.hold_file)
         if files:

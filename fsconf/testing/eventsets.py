@@ -47,6 +47,9 @@ _DATA = json.loads(
 )
 TEMPLATES: dict[str, list[Any]] = _DATA["events"]
 CHANNEL_BLOCK: list[list[str]] = _DATA["channel_block"]
+SOFIA_CHANNEL_BLOCK: list[list[str]] = _DATA["sofia_channel_block"]
+"""A SIP channel's block: ``Channel-Presence-ID``, ``Caller-Username`` and
+``Caller-Network-Addr`` that a loopback leg lacks, no ``Caller-Callee-ID-*``."""
 
 
 @dataclass
@@ -91,10 +94,14 @@ def expand(key: str, blocks: Blocks) -> Items:
     return out
 
 
-def channel_block(values: Mapping[str, str], hangup_cause: str | None) -> Items:
+def channel_block(
+    values: Mapping[str, str],
+    hangup_cause: str | None,
+    template: Sequence[Sequence[str]] = CHANNEL_BLOCK,
+) -> Items:
     """The channel block, in capture order; ``Hangup-Cause`` once hung up."""
     out: Items = []
-    for name, sample in CHANNEL_BLOCK:
+    for name, sample in template:
         out.append((name, values.get(name, sample)))
         if name == "Answer-State" and hangup_cause is not None:
             out.append(("Hangup-Cause", hangup_cause))

@@ -20,6 +20,10 @@ message runs at once, nested (B12). ``uuid_break`` interrupts the newest
 interruptible application (playback, sleep, speak); ``uuid_break all`` also
 discards the queue.
 
+A placed call (``place_call``) is a loopback pair, like the captures' originated
+calls, or with ``endpoint="sofia"`` one inbound SIP channel, like sipp's calls. An
+extension missing from ``dialplan`` runs the vanilla catch-all (:mod:`dialplan`).
+
 Events are built from the captured header templates (:mod:`eventsets`).
 ``commands`` records every command received on every connection.
 """
@@ -45,7 +49,7 @@ from fsconf.esl.codec import CommandDecoder, encode_api_response, encode_command
 from fsconf.esl.frames import ClientCommand
 from fsconf.testing import conference as conf
 from fsconf.testing import eventsets
-from fsconf.testing.dialplan import Silent, Socket, Talk, apps_of
+from fsconf.testing.dialplan import Silent, Socket, Talk, VanillaCatchAll, apps_of, office_hours
 from fsconf.testing.eventsets import Blocks, Items
 
 log = logging.getLogger(__name__)
@@ -95,6 +99,37 @@ class RecordedCommand:
         return self.command.verb
 
 
+# RTP payload types of the codecs a SIP-style call may offer (the captures: sipp offered
+# PCMU in sipp_inbound, PCMA in b2_jitterbuffer / b2_dtmf_in_conference)
+SIP_CODECS: dict[str, str] = {"PCMU": "0", "PCMA": "8"}
+SIP_CODEC_STRING = "OPUS,G722,PCMU,PCMA,H264,VP8"  # the internal profile's codec-prefs
+_SIP_FROM_RE = re.compile(r"^(?P<user>[^@\s]+)@(?P<host>[^:\s]+):(?P<port>\d+)$")
+
+
+@dataclass(frozen=True)
+class SipPeer:
+    """The far end of a SIP-style call: its From/Contact ``user@host:port`` and the codec
+    of its SDP offer (one payload type plus telephone-event, as sipp sends)."""
+
+    user: str
+    host: str
+    port: int
+    codec: str
+
+    @classmethod
+    def parse(cls, sip_from: str, codec: str) -> SipPeer:
+        match = _SIP_FROM_RE.match(sip_from)
+        if match is None:
+            raise ValueError(f"sip_from must be user@host:port, not {sip_from!r}")
+        if codec not in SIP_CODECS:
+            raise ValueError(f"codec must be one of {sorted(SIP_CODECS)}, not {codec!r}")
+        return cls(match["user"], match["host"], int(match["port"]), codec)
+
+    @property
+    def channel_name(self) -> str:
+        return f"sofia/internal/{self.user}@{self.host}:{self.port}"
+
+
 @dataclass
 class SwitchEvent:
     name: str
@@ -139,8 +174,11 @@ class Channel:
         callee: tuple[str, str],
         destination: str,
         variables: dict[str, str] | None = None,
+        sip: SipPeer | None = None,
     ) -> None:
         self.switch = switch
+        self.sip = sip
+        """Set for a SIP-style (``sofia/internal/...``) channel, None for a loopback leg."""
         self.uuid = uuid
         self.name = name
         self.direction = direction
@@ -150,9 +188,11 @@ class Channel:
         self.destination = destination
         self.created_us = _now_us()
         self.answered_us = 0
+        self.progress_media_us = 0
         self.hangup_us = 0
         self.answered = GEvent()
         self.early_media = False  # CHANNEL_PROGRESS_MEDIA fired (pre-answered)
+        self.ringing = False  # CHANNEL_PROGRESS fired (ring_ready)
         self.hungup = False
         self.hangup_cause: str | None = None
         self.completed = False
@@ -229,10 +269,26 @@ class Channel:
             ),
         }
         values.update(self.profile_values("Caller"))
+        if self.sip is not None:
+            values.update(self._sip_block_values(self.sip))
         return values
 
+    def _sip_block_values(self, sip: SipPeer) -> dict[str, str]:
+        """The headers a sofia channel's block has and a loopback leg's lacks."""
+        return {
+            "Channel-Presence-ID": f"{sip.user}@{sip.host}",
+            "Caller-Username": sip.user,
+            "Caller-Dialplan": "XML",
+            "Caller-Network-Addr": sip.host,
+            "Caller-Source": "mod_sofia",
+            "Caller-Channel-Progress-Media-Time": str(self.progress_media_us),
+            **{f"Channel-{way}-Codec-{k}": v for way in ("Read", "Write")
+               for k, v in (("Name", sip.codec), ("Rate", "8000"), ("Bit-Rate", "64000"))},
+        }
+
     def channel_block(self) -> Items:
-        return eventsets.channel_block(self.block_values(), self.hangup_cause)
+        template = eventsets.CHANNEL_BLOCK if self.sip is None else eventsets.SOFIA_CHANNEL_BLOCK
+        return eventsets.channel_block(self.block_values(), self.hangup_cause, template)
 
     def variable_items(self) -> Items:
         return [(f"variable_{k}", v) for k, v in self.variables.items()]
@@ -261,6 +317,10 @@ class Channel:
     def answer(self) -> None:
         if self.answered.is_set() or self.hungup:
             return
+        if self.sip is not None and not self.early_media:
+            # mod_sofia answers an INVITE by setting up media first: CHANNEL_PROGRESS_MEDIA
+            # right before CHANNEL_ANSWER (sipp_inbound, b2_jitterbuffer, b2_dtmf_in_conference)
+            self.pre_answer()
         self.answered_us = _now_us()
         if self.direction == "outbound":
             # surprise 1: an originated leg reports the callee id once answered
@@ -268,6 +328,8 @@ class Channel:
         self.answered.set()
         self.variables.setdefault("endpoint_disposition", "ANSWER")
         self.fire("CHANNEL_ANSWER")
+        if self.sip is not None:
+            self.variables["endpoint_disposition"] = "ANSWER"  # EARLY MEDIA on the event
         if self.other is not None:
             self.other.answer()
 
@@ -280,7 +342,21 @@ class Channel:
         if self.other is not None and not self.other.answered.is_set():
             self.other.early_media = True
             self.other.fire("CHANNEL_PROGRESS_MEDIA")
+        if self.sip is not None:
+            self.variables.update(_sip_media_variables(self.sip))
+            self.progress_media_us = _now_us()
         self.fire("CHANNEL_PROGRESS_MEDIA")
+
+    def ring_ready(self) -> None:
+        """``ring_ready`` (switch_channel_ring_ready): CHANNEL_PROGRESS, the loopback peer's
+        first, as for early media (errors.jsonl: A-leg then B-leg)."""
+        if self.answered.is_set() or self.early_media or self.ringing or self.hungup:
+            return
+        self.ringing = True
+        if self.other is not None and not self.other.answered.is_set() and not self.other.ringing:
+            self.other.ringing = True
+            self.other.fire("CHANNEL_PROGRESS")
+        self.fire("CHANNEL_PROGRESS")
 
     def mark_hungup(self, cause: str) -> bool:
         """Take the channel down (CHANNEL_HANGUP); False when it already was."""
@@ -290,6 +366,9 @@ class Channel:
         self.hangup_cause = cause
         self.hangup_us = _now_us()
         self.variables["hangup_cause"] = cause
+        if self.sip is not None:
+            # FakeSwitch.hangup (the far end's BYE) sets recv_bye first
+            self.variables.setdefault("sip_hangup_disposition", "send_bye")
         self.fire("CHANNEL_HANGUP", {"Hangup-Cause": cause})
         if self.parked:
             self.queue.put(None)  # wake the park loop
@@ -456,8 +535,10 @@ class Channel:
             self.breakables.remove(breakable)
 
     def receive_dtmf(self, digits: str, source: str = "APP") -> None:
+        duration = DTMF_DURATIONS.get(source, "2000")
         for digit in digits:
-            self.fire("DTMF", {"DTMF-Digit": digit, "DTMF-Duration": "2000", "DTMF-Source": source})
+            self.fire("DTMF", {"DTMF-Digit": digit, "DTMF-Duration": duration,
+                               "DTMF-Source": source})
             member = self.member
             if (
                 digit == "*"
@@ -467,6 +548,58 @@ class Channel:
                 member.room.remove(member, "star")  # B2.3: leaves, the channel stays up
             elif member is not None:
                 conf.caller_control(member, digit)
+
+
+# DTMF-Duration as captured (b2_dtmf_in_conference): sipp's RFC 2833 digits 2240 samples,
+# uuid_recv_dtmf (APP) and loopback-relayed (UNKNOWN) digits the default 2000
+DTMF_DURATIONS: dict[str, str] = {"RTP": "2240"}
+
+
+def _sip_media_variables(sip: SipPeer) -> dict[str, str]:
+    """What mod_sofia sets once the offer's codec is negotiated (sipp_inbound ANSWER)."""
+    return {
+        "rtp_use_codec_name": sip.codec, "rtp_use_codec_rate": "8000",
+        "rtp_use_codec_ptime": "20", "rtp_use_codec_channels": "1",
+        "rtp_last_audio_codec_string": f"{sip.codec}@8000h@20i@1c",
+        "read_codec": sip.codec, "original_read_codec": sip.codec, "read_rate": "8000",
+        "original_read_rate": "8000", "write_codec": sip.codec, "write_rate": "8000",
+        "dtmf_type": "rfc2833", "rtp_use_pt": SIP_CODECS[sip.codec],
+        "rtp_2833_send_payload": "101", "rtp_2833_recv_payload": "101",
+        "endpoint_disposition": "EARLY MEDIA",
+    }
+
+
+def _sip_variables(peer: SipPeer, uuid: str, display: str, destination: str) -> dict[str, str]:
+    """A sofia channel's variables at CHANNEL_CREATE (sipp_inbound <S1>; mod_sofia's
+    internal profile on 127.0.0.1:5060, the peer authorised by the loopback ACL)."""
+    sdp = (f"v=0\no=user1 53655765 2353687637 IN IP4 {peer.host}\ns=-\n"
+           f"c=IN IP4 {peer.host}\nt=0 0\nm=audio 6000 RTP/AVP {SIP_CODECS[peer.codec]} 101\n")
+    uri = f"{peer.user}@{peer.host}:{peer.port}"
+    to_uri = f"{destination}@127.0.0.1:5060"
+    return {
+        "call_uuid": uuid,
+        "sip_from_user": peer.user, "sip_from_port": str(peer.port), "sip_from_uri": uri,
+        "sip_from_host": peer.host,
+        "sip_call_id": f"{uuid[:8]}@{peer.host}", "sip_local_network_addr": "127.0.0.1",
+        "sip_network_ip": peer.host, "sip_network_port": str(peer.port),
+        "sip_received_ip": peer.host, "sip_received_port": str(peer.port),
+        "sip_via_protocol": "udp", "sip_authorized": "true",
+        "sip_acl_authed_by": "loopback.auto", "sip_from_user_stripped": peer.user,
+        "sofia_profile_name": "internal", "sofia_profile_url": "sip:mod_sofia@127.0.0.1:5060",
+        "recovery_profile_name": "internal",
+        "sip_from_display": display, "sip_full_from": f"{display} <sip:{uri}>",
+        "sip_to_display": destination, "sip_full_to": f"{destination} <sip:{to_uri}>",
+        "sip_req_user": destination, "sip_req_port": "5060", "sip_req_uri": to_uri,
+        "sip_req_host": "127.0.0.1", "sip_to_user": destination, "sip_to_port": "5060",
+        "sip_to_uri": to_uri, "sip_to_host": "127.0.0.1",
+        "sip_contact_user": peer.user, "sip_contact_port": str(peer.port),
+        "sip_contact_uri": uri, "sip_contact_host": peer.host,
+        "rtp_use_codec_string": SIP_CODEC_STRING, "sip_via_host": peer.host,
+        "sip_via_port": str(peer.port), "max_forwards": "70",
+        "presence_id": f"{peer.user}@{peer.host}", "switch_r_sdp": sdp,
+        "ep_codec_string": f"CORE_PCM_MODULE.{peer.codec}@8000h@20i@64000b",
+        "endpoint_disposition": "DELAYED NEGOTIATION",
+    }
 
 
 def _app_answer(channel: Channel, arg: str) -> str:
@@ -541,7 +674,14 @@ def _app_socket(channel: Channel, arg: str) -> str:
 
 
 def _app_jitterbuffer(channel: Channel, arg: str) -> str:
-    """B18: no effect without RTP; any value but stop/debug is stored, junk included."""
+    """B18: no effect without RTP; any value but stop/debug is stored, junk included.
+
+    A SIP-style channel has no RTP before its media is up: b2_jitterbuffer call-2's
+    ``jitterbuffer 60`` before ``answer`` leaves ``jitterbuffer_msec`` at 40. (A loopback
+    leg keeps storing the value: tests/surprises b18 expects it; B18 says loopback is a
+    no-op too, which no capture shows through ``uuid_getvar``.)"""
+    if channel.sip is not None and not (channel.early_media or channel.answered.is_set()):
+        return "_none_"
     word = arg.strip()
     if word and word != "stop" and not word.startswith("debug"):
         channel.variables["jitterbuffer_msec"] = word
@@ -549,6 +689,11 @@ def _app_jitterbuffer(channel: Channel, arg: str) -> str:
 
 
 def _app_noop(channel: Channel, arg: str) -> str:
+    return "_none_"
+
+
+def _app_ring_ready(channel: Channel, arg: str) -> str:
+    channel.ring_ready()
     return "_none_"
 
 
@@ -622,8 +767,9 @@ def _app_conference(channel: Channel, arg: str) -> str:
 
 
 # Apps registered without SAF_SUPPORT_NOMEDIA that the captures show pre-answering an
-# unanswered channel (mod_conference registers `conference` with SAF_NONE).
-MEDIA_APPS = frozenset({"conference"})
+# unanswered channel (mod_conference registers `conference` with SAF_NONE; errors.jsonl's
+# catch-all `playback` after `ring_ready`: CHANNEL_PROGRESS_MEDIA, A-leg then B-leg).
+MEDIA_APPS = frozenset({"conference", "playback"})
 
 APPS: dict[str, Callable[[Channel, str], str]] = {
     "answer": _app_answer,
@@ -638,6 +784,9 @@ APPS: dict[str, Callable[[Channel, str], str]] = {
     "park": _app_park,
     "socket": _app_socket,
     "jitterbuffer": _app_jitterbuffer,
+    "log": _app_noop,  # the log line has no ESL surface
+    "acknowledge_call": _app_noop,  # a 100 Trying on SIP; nothing on a loopback leg
+    "ring_ready": _app_ring_ready,
     "hangup": _app_hangup,
     "conference": _app_conference,
 }
@@ -998,7 +1147,18 @@ class FakeSwitch:
         hostname: str = "vm",
         domain: str = "127.0.0.1",
         core_uuid: str | None = None,
+        profiles: str = "shipped",
     ) -> None:
+        if profiles not in ("shipped", "captured"):
+            raise ValueError(f"profiles must be 'shipped' or 'captured', got {profiles!r}")
+        self.profiles = conf.SHIPPED_PROFILES if profiles == "shipped" else conf.CAPTURED_PROFILES
+        """Conference profiles by name: fsconf's shipped configuration (the default), or the
+        captured switch's, whose fsconf profile had a TTS engine (B4)."""
+        self.conference_conf_xml = (
+            conf.shipped_conference_conf_xml()
+            if profiles == "shipped"
+            else conf.CONFERENCE_CONF_XML
+        )
         self.password = password
         self.host = host
         self.requested_port = port
@@ -1015,6 +1175,8 @@ class FakeSwitch:
         """Loaded modules (``module_exists``, ``load``/``unload``, ``show modules``)."""
         self.global_vars: dict[str, str] = {"default_password": "1234"}
         """``global_getvar`` values; set ``default_password`` to drive doctor's check."""
+        self.wall_clock: Callable[[], time.struct_time] = time.localtime
+        """The switch's local time; the vanilla catch-all's ``tod_example`` reads it."""
         self.log_level = 7
         self.channels: dict[str, Channel] = {}
         self.rooms: dict[str, conf.Room] = {}
@@ -1167,11 +1329,18 @@ class FakeSwitch:
         member.room.fire("stop-talking", member)
 
     def hangup(self, uuid: str, cause: str = "NORMAL_CLEARING") -> None:
-        self.channels[uuid].hangup(cause)
+        """The far end hangs up (a SIP-style call: its BYE)."""
+        channel = self.channels[uuid]
+        if channel.sip is not None and not channel.hungup:
+            channel.variables["sip_hangup_disposition"] = "recv_bye"
+        channel.hangup(cause)
 
     def receive_dtmf(self, uuid: str, digits: str) -> None:
-        """The channel RECEIVES digits (uuid_recv_dtmf semantics: hangup-on-star)."""
-        self.channels[uuid].receive_dtmf(digits)
+        """The channel RECEIVES digits (uuid_recv_dtmf semantics: hangup-on-star).
+
+        On a SIP-style call they arrive as RFC 2833 events: ``DTMF-Source: RTP``."""
+        channel = self.channels[uuid]
+        channel.receive_dtmf(digits, "RTP" if channel.sip is not None else "APP")
 
     def place_call(
         self,
@@ -1182,13 +1351,30 @@ class FakeSwitch:
         destination: str = "fsconf",
         variables: dict[str, str] | None = None,
         uuid: str | None = None,
+        endpoint: str = "loopback",
+        sip_from: str | None = None,
+        codec: str = "PCMU",
     ) -> str:
         """A call arrives; its channel runs ``socket <outbound> async full``.
 
-        Without ``outbound`` the channel runs ``dialplan[destination]``. Like
-        the captures' calls, this is a loopback pair; the returned uuid is the
-        B-leg (inbound, caller id as given), the channel a session controls.
+        Without ``outbound`` the channel runs ``dialplan[destination]`` (the vanilla
+        catch-all when there is no such entry). With ``endpoint="loopback"`` (the
+        default), like the captures' originated calls, this is a loopback pair; the
+        returned uuid is the B-leg (inbound, caller id as given), the channel a session
+        controls. With ``endpoint="sofia"`` it is ONE inbound SIP channel, as a call from
+        sipp arrives: ``sofia/internal/<sip_from>`` (``user@host:port``, default
+        ``<caller_id_number>@127.0.0.1:5070``) offering ``codec`` (PCMU or PCMA); its
+        ``answer`` brings CHANNEL_PROGRESS_MEDIA before CHANNEL_ANSWER, digits it
+        receives are RTP DTMF, ``hangup()`` is its BYE, and it hangs up when its
+        dialplan ends. ``uuid`` is the new channel's uuid (the A-leg's for a loopback pair).
         """
+        if endpoint == "sofia":
+            peer = SipPeer.parse(sip_from or f"{caller_id_number}@127.0.0.1:5070", codec)
+            return self._sip_call(peer, outbound, caller_id_number=caller_id_number,
+                                  caller_id_name=caller_id_name, destination=destination,
+                                  variables=variables or {}, uuid=uuid)
+        if endpoint != "loopback":
+            raise ValueError(f"endpoint must be 'loopback' or 'sofia', not {endpoint!r}")
         a_leg, b_leg = self._loopback_pair(
             destination,
             {
@@ -1200,10 +1386,43 @@ class FakeSwitch:
                 **(variables or {}),
             },
         )
-        target: object = Socket(outbound) if outbound is not None else self.dialplan[destination]
+        target = Socket(outbound) if outbound is not None else self.dialplan_for(destination)
+        b_leg.hangup_when_done = isinstance(target, VanillaCatchAll)
         self._run_dialplan(b_leg, apps_of(target))
         a_leg.submit(Message("park", "", str(uuid_module.uuid4()), True))
         return b_leg.uuid
+
+    def _sip_call(self, peer: SipPeer, outbound: tuple[str, int] | None, *,
+                  caller_id_number: str, caller_id_name: str, destination: str,
+                  variables: dict[str, str], uuid: str | None) -> str:
+        """One inbound sofia channel (sipp_inbound <S1>): CHANNEL_CREATE, then its dialplan."""
+        channel_uuid = uuid or str(uuid_module.uuid4())
+        channel = Channel(
+            self, uuid=channel_uuid, name=peer.channel_name, direction="inbound",
+            caller=(caller_id_name, caller_id_number), callee=("", ""),
+            destination=destination,
+            variables={**_sip_variables(peer, channel_uuid, caller_id_name, destination),
+                       **variables},
+            sip=peer,
+        )
+        self.channels[channel.uuid] = channel
+        channel.fire("CHANNEL_CREATE")
+        # the dialplan ending hangs a SIP call up NORMAL_CLEARING (sipp_inbound <S2>: its
+        # `conference` refused by the lock returns, then CHANNEL_HANGUP)
+        channel.hangup_when_done = True
+        target = Socket(outbound) if outbound is not None else self.dialplan_for(destination)
+        self._run_dialplan(channel, apps_of(target))
+        return channel.uuid
+
+    def dialplan_for(self, extension: str) -> object:
+        """``dialplan[extension]``, else the vanilla catch-all at the switch's local time."""
+        target = self.dialplan.get(extension)
+        if target is not None:
+            return target
+        return VanillaCatchAll(
+            office_hours=office_hours(self.wall_clock()),
+            default_password=self.global_vars.get("default_password", ""),
+        )
 
     def _run_dialplan(self, channel: Channel, apps: list[tuple[str, str]]) -> None:
         for app, arg in apps:
@@ -1427,15 +1646,16 @@ class FakeSwitch:
         if tech != "loopback":
             return "-ERR CHAN_NOT_IMPLEMENTED\n"
         ext = rest.split("/")[0]
-        plan = self.dialplan.get(ext)
-        if plan is None:
-            return "-ERR NORMAL_CLEARING\n"
+        plan = self.dialplan_for(ext)
         app, app_arg = "park", ""
         if target.startswith("&"):
             app, _, app_arg = target[1:].partition("(")
             app_arg = app_arg.split(")", 1)[0]  # surprise 19: cut at the first ')'
         a_leg, b_leg = self._loopback_pair(ext, variables, originated=True)
         a_leg.hangup_when_done = True
+        # an unknown extension runs the catch-all, whose end hangs the B-leg up, and
+        # mod_loopback the A-leg with it: `-ERR NORMAL_CLEARING` (errors.jsonl)
+        b_leg.hangup_when_done = isinstance(plan, VanillaCatchAll)
         self._run_dialplan(b_leg, apps_of(plan))
         timeout = float(variables.get("originate_timeout", "60"))
         with contextlib.suppress(TimeoutError):
@@ -1656,7 +1876,7 @@ def _api_global_getvar(switch: FakeSwitch, argument: str) -> str:
 def _api_xml_locate(switch: FakeSwitch, argument: str) -> str:
     words = argument.split()
     if words[:4] == ["configuration", "configuration", "name", "conference.conf"]:
-        return conf.CONFERENCE_CONF_XML
+        return switch.conference_conf_xml
     return "can't find anything\n"
 
 

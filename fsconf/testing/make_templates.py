@@ -10,7 +10,9 @@ headers that depend on the model are folded into markers, expanded at run
 time by :mod:`fsconf.testing.eventsets`:
 
 * ``@channel``   the channel block (Channel-State ... Caller-Privacy-Hide-Number;
-  a hung-up channel gets ``Hangup-Cause`` after ``Answer-State``);
+  a hung-up channel gets ``Hangup-Cause`` after ``Answer-State``). A loopback leg's
+  block and a SIP (``sofia/``) channel's block differ (``Channel-Presence-ID``,
+  ``Caller-Username``, ``Caller-Network-Addr``), so both are kept;
 * ``@variables`` the channel's ``variable_*`` headers;
 * ``@confvars``  conference variables (``conference_sid``, setvar), always right
   after ``Conference-Unique-ID``;
@@ -84,9 +86,19 @@ def tokens(items: list[tuple[str, str]], key: str) -> list[object]:
     return out
 
 
+def _block_of(items: list[tuple[str, str]]) -> list[list[str]]:
+    """The channel block of one answered event, ``Hangup-Cause`` left out."""
+    start = [n for n, _ in items].index(_CHANNEL_BLOCK_START)
+    end = start
+    while end < len(items) and _in_channel_block(items[end][0]):
+        end += 1
+    return [[n, v] for n, v in items[start:end] if n != "Hangup-Cause"]
+
+
 def build(capture_dir: str) -> dict[str, object]:
     samples: dict[str, list[list[object]]] = {}
     channel_block: list[list[str]] = []
+    sofia_block: list[list[str]] = []
     for path in sorted(glob.glob(os.path.join(capture_dir, "*.jsonl"))):
         with open(path, encoding="utf-8") as handle:
             for line in handle:
@@ -109,12 +121,12 @@ def build(capture_dir: str) -> dict[str, object]:
                 if headers.get("Event-Name") == "CUSTOM" and "Action" not in headers:
                     continue
                 samples.setdefault(key, []).append(tokens(items, key))
-                if not channel_block and key == "CHANNEL_ANSWER":
-                    start = [n for n, _ in items].index(_CHANNEL_BLOCK_START)
-                    end = start
-                    while end < len(items) and _in_channel_block(items[end][0]):
-                        end += 1
-                    channel_block = [[n, v] for n, v in items[start:end] if n != "Hangup-Cause"]
+                if key == "CHANNEL_ANSWER":
+                    sofia = headers.get("Channel-Name", "").startswith("sofia/")
+                    if sofia and not sofia_block:
+                        sofia_block = _block_of(items)
+                    elif not sofia and not channel_block:
+                        channel_block = _block_of(items)
     templates: dict[str, object] = {}
     for key, variants in sorted(samples.items()):
         best = max(variants, key=len)
@@ -131,6 +143,7 @@ def build(capture_dir: str) -> dict[str, object]:
         templates[key] = template
     return {
         "channel_block": channel_block,
+        "sofia_channel_block": sofia_block,
         "events": templates,
         "api": _api_bodies(capture_dir, ("conference", "version", "status")),
     }

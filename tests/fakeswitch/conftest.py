@@ -11,7 +11,7 @@ from tests.fakeswitch.client import Client, SessionListener
 
 @pytest.fixture
 def fs() -> Iterator[FakeSwitch]:
-    switch = FakeSwitch(time_scale=0.05).start()
+    switch = FakeSwitch(time_scale=0.05, profiles="captured").start()
     yield switch
     switch.stop()
 

@@ -17,6 +17,12 @@ least the compared frames the capture had received before that point (counted pe
 ``(kind, Event-Name, Event-Subclass, Action)``), with a timeout. Media that a stand-in cannot
 produce (audio talk detection, SIP calls from sipp, RFC 2833 digits, a SIP BYE) is replaced by
 the FakeSwitch control API at the point the capture shows its first effect (:func:`stimuli`).
+A SIP call is placed as one ``sofia`` channel (``place_call(endpoint="sofia")``, with the
+capture's From ``user@host:port`` and offered codec); a SIP call whose channel runs a call
+session is placed before that session's first command, since the switch opens the session
+before the new channel's events reach the inbound connection (:func:`session_calls`).
+The replayed switch runs at the capture's local time (``wall_clock``, when it has one):
+the vanilla catch-all dialplan's ``tod_example`` depends on it (errors.jsonl).
 
 Identifiers: origination uuids, Job-UUIDs, Event-UUIDs and room names are ours and replayed
 as is; uuids and member ids the switch assigns get a *role* (:class:`Roles`): ``O3`` is the
@@ -39,6 +45,11 @@ Harness decisions (timing the real switch does not fix; nothing else is relaxed)
    park (b2_end_room_continue call-2/3/5, b2_jitterbuffer call-3, b2_tts_and_http_play call-1
    lack it with the same timing as every other call-N that has it). It is neither compared
    nor paced on those connections; on ``inbound`` it is compared as usual.
+   Extended to the socket app's own ``CHANNEL_EXECUTE Application=socket``
+   (:data:`SESSION_RACE_APPS`), fired before the switch even connects to us: it reaches
+   b2_announcements call-2 (with the PARK: the switch's event dispatch lagged, that
+   channel's CHANNEL_CREATE reached ``inbound`` 20 ms after our ``connect``) and none of the
+   other 25 call sessions. Other CHANNEL_EXECUTEs on sessions are compared.
 2. **Play completions and moh attempts** (:data:`TIMER_ACTIONS`, :data:`MOH_SOUND`):
    ``play-file-done``/``play-file-member-done`` fire when a file's real length has elapsed
    and moh is retried every 2 s of wall clock while a member is alone/waiting, so their
@@ -228,6 +239,8 @@ IGNORED_EVENTS: dict[str, str] = {
 # Decision 1: on call sessions (call-N / outbound) whether the socket app's CHANNEL_PARK
 # reaches the session is a race in the real switch (myevents vs the park), see module doc.
 SESSION_RACE_EVENTS = frozenset({"CHANNEL_PARK"})
+# ... and the socket app's own CHANNEL_EXECUTE, fired before the session connected.
+SESSION_RACE_APPS = frozenset({"socket"})
 # Decision 2: completions of media timers.
 TIMER_ACTIONS = ("play-file-done", "play-file-member-done")
 MOH_SOUND = "local_stream://moh"
@@ -508,6 +521,12 @@ def sync_key(frame: Frame, conn: str = "inbound") -> tuple[str, ...] | None:
             return None
         if frame.name in SESSION_RACE_EVENTS and conn != "inbound":
             return None  # decision 1
+        if (
+            frame.name == "CHANNEL_EXECUTE"
+            and frame.headers.get("Application") in SESSION_RACE_APPS
+            and conn != "inbound"
+        ):
+            return None  # decision 1 (extended)
         return ("event", frame.name, frame.subclass or "", frame.action or "")
     if isinstance(frame, AuthRequest):
         return ("auth",)
@@ -1344,6 +1363,47 @@ def early_stimuli(capture: Capture) -> dict[int, list[Stimulus]]:
     return out
 
 
+def session_calls(capture: Capture) -> dict[int, Stimulus]:
+    """``place_call`` stimuli whose channel runs a call session, by the index of that
+    session's first command: the switch connects to our listener before the new channel's
+    CHANNEL_CREATE reaches the inbound connection (b2_dtmf_in_conference: call-2's
+    ``connect`` at line 74, the sofia CHANNEL_CREATE at line 87), so the call must be
+    placed before the session's ``connect`` is sent. The session is the connection whose
+    ``connect`` reply (CHANNEL_DATA) names the call's uuid."""
+    calls = {s.uuid: s for s in stimuli(capture) if s.kind == "place_call"}
+    out: dict[int, Stimulus] = {}
+    for conn in capture.outbound_connections:
+        lines = [x for x in capture.lines if x.conn == conn]
+        first = next((x for x in lines if x.dir == "out"), None)
+        reply = next(
+            (x.frame for x in lines
+             if isinstance(x.frame, CommandReply) and x.frame.headers.get("Unique-ID") in calls),
+            None,
+        )
+        if first is None or reply is None:
+            continue
+        stim = calls[reply.headers["Unique-ID"]]
+        if first.index < stim.index:
+            out[first.index] = stim
+    return out
+
+
+_SDP_AUDIO = re.compile(r"^m=audio \d+ RTP/AVP (\d+)", re.M)
+_SIP_CODECS = {"0": "PCMU", "8": "PCMA"}
+
+
+def sip_call_arguments(headers: Mapping[str, str]) -> dict[str, str]:
+    """``place_call`` arguments of a captured sofia CHANNEL_CREATE: the From
+    ``user@host:port`` of its channel name and the first codec of the caller's SDP offer."""
+    name = headers.get("Channel-Name", "")
+    offer = _SDP_AUDIO.search(headers.get("variable_switch_r_sdp", ""))
+    return {
+        "endpoint": "sofia",
+        "sip_from": name.split("/", 2)[-1],
+        "codec": _SIP_CODECS.get(offer.group(1), "PCMU") if offer else "PCMU",
+    }
+
+
 def sip_pins(capture: Capture) -> dict[str, str]:
     """Capture side: SIP calls are roles S1, S2... in the order the harness places them."""
     calls = [s.uuid for s in stimuli(capture) if s.kind == "place_call"]
@@ -1645,7 +1705,12 @@ class Replay:
         self.budget_deadline = time.monotonic() + self.budget
         reqs = self._requirements()
         early = early_stimuli(capture)  # decision 9
+        sessions = session_calls(capture)
         moved = {s.index for group in early.values() for s in group}
+        moved |= {s.index for s in sessions.values()}
+        if hasattr(self.switch, "wall_clock"):
+            local = capture_local_time(capture)
+            self.switch.wall_clock = lambda: local
         stims = {s.index: s for s in stimuli(capture) if s.index not in moved}
         outbound_names = capture.outbound_connections
         if outbound_names and self.listener is not None:
@@ -1665,6 +1730,9 @@ class Replay:
                         pass
                     for stim in early.get(line.index, ()):
                         self._stimulate_early(stim)
+                    if line.index in sessions:
+                        stim = sessions[line.index]
+                        self._stimulate(stim, capture.lines[stim.index])
                     conn = self._connection(line.conn)
                     if conn is None:
                         continue
@@ -1833,6 +1901,7 @@ class Replay:
                     caller_id_name=h.get("Caller-Caller-ID-Name", ""),
                     destination=dest,
                     variables={},
+                    **sip_call_arguments(h),
                 )
                 role = self.capture_roles.role.get(stim.uuid, "S?")
                 self.pins[str(new)] = role
@@ -1841,6 +1910,14 @@ class Replay:
             self.notes.append(
                 f"stimulus {stim.kind}({stim.uuid}) at line {line.index} failed: {error!r}"
             )
+
+
+def capture_local_time(capture: Capture) -> time.struct_time:
+    """The capture's switch's local time: ``Event-Date-Local`` of its first event."""
+    for _, frame in capture.frames():
+        if isinstance(frame, Event) and frame.get("Event-Date-Local"):
+            return time.strptime(frame.get("Event-Date-Local") or "", "%Y-%m-%d %H:%M:%S")
+    return time.localtime()
 
 
 def make_listener() -> socket.socket:

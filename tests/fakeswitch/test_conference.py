@@ -170,8 +170,10 @@ def test_surprise6_7_b15_recording_texts(esl: Client) -> None:
         f"-ERR non-existant recording '{path}'\n+OK Stopped recording 0 files\n"
     assert esl.api(f"{room} recording check") == "-ERR Conference is not being recorded.\n"
     assert esl.api(f"{room} recording bogus") == "+OK Record file bogus\n"
-    assert esl.api(f"{room} norecord all") == \
-        "Stopped recording file bogus\n+OK Stopped recording 0 files\n"
+    esl.event("stop-recording", Path="bogus")
+    # the failed recording's thread is over: nothing left to stop or list (errors.jsonl)
+    assert esl.api(f"{room} norecord all") == "+OK Stopped recording 0 files\n"
+    assert esl.api(f"{room} recording check") == "-ERR Conference is not being recorded.\n"
     assert esl.api(f"{room} record") == "record <filename>"
 
 
@@ -485,3 +487,105 @@ def test_lock_and_unlock_play_the_profile_sounds(esl: Client) -> None:
     files = [(e.action, e.get("File", "")) for e in seen if e.name == "CUSTOM"][-2:]
     assert files[0][0] == "play-file" and files[0][1].endswith("conf-is-unlocked.wav")
     assert files[1] == ("unlock", "")
+
+
+def _member_plays(seen: list, member: int) -> list[tuple[str, str | None, str | None]]:  # type: ignore[type-arg]
+    """(action, File or Text, fsconf_announce) of one member's play/say events, in order."""
+    actions = ("play-file-member", "play-file-member-done", "speak-text-member")
+    return [
+        (e.action, e.get("File") or e.get("Text"), e.get("fsconf_announce"))
+        for e in seen
+        if e.name == "CUSTOM" and e.action in actions and e.get("Member-ID") == str(member)
+    ]
+
+
+def test_member_plays_queue_one_after_another(esl: Client) -> None:
+    """b2_announcements (B5): a member play queued behind another one waits for it; its
+    play-file-member carries the vars of the file playing NOW, each done its own vars, in
+    queue order; saymember without TTS (fsconf-notts) queues nothing."""
+    originate(esl, ALICE, "Ann", "1", "room-mq@fsconf-notts")
+    ann = member_id(esl, ALICE)
+    room = "conference room-mq"
+    long = "{fsconf_announce=AN9}tone_stream://%(500,0,600);loops=100"  # 50 s, stopped below
+    short = "{fsconf_announce=AN16}tone_stream://%(300,0,650)"
+    assert esl.api(f"{room} play {long} {ann}") == \
+        f"+OK (play) Playing file {long} to member {ann}\n"
+    assert esl.api(f"{room} play {short} {ann} nomux") == \
+        f"+OK (play) Playing file {short} to member {ann}\n"
+    assert esl.api(f"{room} saymember {ann} hello") == "+OK (saymember) OK\n"
+    assert esl.api(f"{room} play_status {ann}") == "+OK 0/0 %(500,0,600);loops=100\n"
+    assert esl.api(f"{room} stop current {ann}") == "+OK Stopped 1 files.\n"
+    seen = esl.drain_until("play-file-member-done", File=short)
+    assert _member_plays(seen, ann) == [
+        ("play-file-member", long, "AN9"),
+        ("play-file-member", short, "AN9"),  # queued behind AN9: the head's vars (B5)
+        ("speak-text-member", "hello", None),
+        ("play-file-member-done", long, "AN9"),
+        ("play-file-member-done", short, "AN16"),
+    ]
+    assert esl.api(f"{room} play_status {ann}") == "-ERR Nothing is playing\n"
+    assert esl.api(f"{room} stop all {ann}") == "+OK Stopped 0 files.\n"
+
+
+def test_first_member_hears_the_alone_tts_before_its_plays(fs: FakeSwitch, esl: Client) -> None:
+    """b2_announcements AN2 (B4, B5): profile fsconf has tts-engine and no alone-sound, so
+    the first member hears "You are currently the only person..." on its own queue: a play
+    to it right after the join waits behind the speech and its play-file-member has no
+    vars; `stop all` ends both (2 files) and only the file reports done. With
+    conference_silent_entry (first join) nothing is queued."""
+    fs.time_scale = 1.0  # the speech lasts ~3.7 s: far longer than this test's commands
+    originate(esl, ALICE, "Ann", "1", "room-alone@fsconf")
+    ann = member_id(esl, ALICE)
+    room = "conference room-alone"
+    file = "{fsconf_announce=AN2}tone_stream://%(500,0,600)"
+    assert esl.api(f"{room} play {file} {ann}") == \
+        f"+OK (play) Playing file {file} to member {ann}\n"
+    play = esl.event("play-file-member")
+    assert (play.get("File"), play.get("fsconf_announce")) == (file, None)
+    assert esl.api(f"{room} stop all {ann}") == "+OK Stopped 2 files.\n"
+    seen = esl.drain_until("play-file-member-done")
+    assert _member_plays(seen, ann) == [("play-file-member-done", file, "AN2")]
+
+    esl.api(f"originate {{origination_uuid={BOB},conference_silent_entry=true}}"
+            "loopback/silent/default &conference(room-quiet@fsconf)")
+    esl.event("conference-create", **{"Conference-Name": "room-quiet"})
+    bob = esl.api("conference room-quiet list").split(";")[0]  # B4: no add-member
+    assert esl.api(f"conference room-quiet stop all {bob}") == "+OK Stopped 0 files.\n"
+    esl.api(f"conference room-quiet play {file} {bob}")
+    assert esl.event("play-file-member", **{"Member-ID": bob}).get("fsconf_announce") == "AN2"
+
+
+def test_floor_goes_to_a_member_whose_channel_hung_up_after_the_holder_left(
+    fs: FakeSwitch, esl: Client
+) -> None:
+    """b2_max_members_full: the room thread picks the next holder among the members still
+    listed, and a member whose channel hung up is listed until its own thread notices
+    (one frame after CHANNEL_HANGUP). Bob hangs up after holder Alice left but before the
+    pick: the floor goes to Bob (floor-change with Hangup-Cause), then he leaves as holder
+    (none/none, del-member). Hung up in the holder's own frame, he would leave with it
+    (test_burst_of_hangups_leaves_together_holder_last)."""
+    originate(esl, ALICE, "A", "1", "room-pick@fsconf-notts")
+    alice = member_id(esl, ALICE)
+    esl.event("floor-change", **{"New-ID": str(alice)})
+    originate(esl, BOB, "B", "2", "room-pick@fsconf-notts")
+    bob = member_id(esl, BOB)
+    # no yield between the two: Alice is out and Bob's channel down before the next frame
+    assert fs.api(f"conference room-pick kick {alice}") == f"+OK kicked {alice}\n"
+    fs.hangup(BOB)
+    seen = esl.drain_until("conference-destroy")
+    room = [
+        (e.action, e.get("Member-ID"), e.get("Old-ID"), e.get("New-ID"), e.get("Hangup-Cause"))
+        for e in seen
+        if e.name == "CUSTOM" and e.action in ("floor-change", "del-member")
+    ]
+    assert room == [
+        ("floor-change", None, "none", "none", None),
+        ("del-member", str(alice), None, None, None),
+        ("floor-change", str(bob), "none", str(bob), "NORMAL_CLEARING"),
+        ("floor-change", None, "none", "none", None),
+        ("del-member", str(bob), None, None, "NORMAL_CLEARING"),
+    ]
+    order = [(e.name, e.action, e.get("Unique-ID")) for e in seen]
+    # Bob's channel was already down when he was handed the floor
+    assert order.index(("CHANNEL_HANGUP", None, BOB)) < order.index(
+        ("CUSTOM", "floor-change", BOB))

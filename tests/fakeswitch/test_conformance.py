@@ -26,13 +26,15 @@ b2_relate_coach              start_talking x6 (600/200 storms: gaps too short fo
 b2_hold_native               start_talking x7 (600/200 storms)
 b2_reconcile_views           start_talking x8 / stop_talking x5 (talk members; json_list talking)
 b2_record_lifecycle          start_talking x11 / stop_talking x9 (talk members)
-sipp_inbound                 place_call x2 (sipp -> 3000 -> conference test@default), hangup x1
-                             (sipp's BYE on the first call)
-b2_dtmf_in_conference        place_call (sipp -> fsconf_sock_8097), receive_dtmf 1 and # (RTP
-                             2833), start_talking / stop_talking of the sipp member (its audio)
-b2_jitterbuffer              place_call x2 (sipp -> fsconf_sock_8095); the jitterbuffer
-                             *log* lines (b2_jitterbuffer.log) have no ESL surface and are not
-                             compared, only the events/replies of the jitterbuffer app are
+sipp_inbound                 place_call(endpoint="sofia") x2 (sipp -> 3000 -> conference
+                             test@default), hangup x1 (sipp's BYE on the first call)
+b2_dtmf_in_conference        place_call(endpoint="sofia") (sipp -> fsconf_sock_8097, placed
+                             before call-2's connect), receive_dtmf 1 and # (RTP 2833),
+                             start_talking / stop_talking of the sipp member (its audio)
+b2_jitterbuffer              place_call(endpoint="sofia") x2 (sipp -> fsconf_sock_8095); the
+                             jitterbuffer *log* lines (b2_jitterbuffer.log) have no ESL surface
+                             and are not compared, only the events/replies of the jitterbuffer
+                             app are
 all other captures           none: every frame follows from a replayed command
 ===========================  =====================================================================
 """
@@ -78,28 +80,7 @@ MEDIA_TABLE: dict[str, set[str]] = {
 # *strict* expected failures: the summary line still counts them as diverging, a
 # capture that starts to match fails the run until it is removed from here, and
 # the issue stays open while this table is not empty. Nothing here is skipped.
-KNOWN_DIVERGENT: dict[str, str] = {
-    "sipp_inbound.jsonl": "SIP-style inbound call not modelled: <S1> item 2 capture "
-    "CHANNEL_PROGRESS_MEDIA, fake CHANNEL_ANSWER; the fake also creates a loopback peer <X1>",
-    "b2_dtmf_in_conference.jsonl": "SIP-style inbound call not modelled (one sofia channel, "
-    "CHANNEL_PROGRESS_MEDIA before ANSWER): the sipp member's stream and dtmf-member size differ",
-    "b2_jitterbuffer.jsonl": "SIP-style inbound call not modelled (one sofia channel with "
-    "CHANNEL_PROGRESS_MEDIA); call-1/call-2 streams differ from item 0",
-    "errors.jsonl": "`originate loopback/nosuchext/default` creates channels in the capture "
-    "(<X1>: CREATE, PROGRESS, PROGRESS_MEDIA, HANGUP...; <X2>: the vanilla catch-all dialplan "
-    "set/log/sleep/ring_ready/playback FILE NOT FOUND); the fake creates none",
-    "b2_announcements.jsonl": "call-2 lacks the socket CHANNEL_EXECUTE on its session stream "
-    "(myevents race, like decision 1's CHANNEL_PARK); inbound <O4> item 6: play-file-member x3 "
-    "+ speak-text-member missing (member plays queued behind the alone TTS)",
-    "b2_max_members_full.jsonl": "not the first-floor race (O1b, the first member, gets the "
-    "first floor): call-1 and call-2 hang up 22 ms apart; when holder O1b leaves, the capture "
-    "still hands the floor to O2b although O2b's channel has already hung up (its "
-    "floor-change carries Hangup-Cause, after EXECUTE hangup/HANGUP/EXECUTE_COMPLETE in "
-    "<O2b> item 13), then none/none before its del-member; the fake never gives the floor to "
-    "a hung-up member (recording shows that outcome), so room item 4 has O2b's del-member. "
-    "A race between the member thread noticing the hangup and the floor pick: needs a lead "
-    "decision",
-}
+KNOWN_DIVERGENT: dict[str, str] = {}
 
 CONFORMANCE_PARAMS = [
     pytest.param(
@@ -137,7 +118,7 @@ def _fakeswitch(capture: Capture, listener: socket.socket):  # type: ignore[no-u
     """A FakeSwitch with the dialplan the capture's switch had (see tests/data/*.xml)."""
     import fsconf.testing as testing  # fails (not skips) while the FakeSwitch is missing
 
-    fs = testing.FakeSwitch(password="ClueCon", host="127.0.0.1", port=0)
+    fs = testing.FakeSwitch(password="ClueCon", host="127.0.0.1", port=0, profiles="captured")
     # Playback/tone lengths shortened when the FakeSwitch offers a knob for it.
     for knob in ("time_scale", "media_time_scale"):
         if hasattr(fs, knob):
@@ -686,3 +667,26 @@ def test_first_floor_race_either_member() -> None:
     assert streams(wrong_flag) != streams(first)
     # without a floor-change at all (nobody got the first floor) it differs too
     assert streams([first[0], *first[2:]]) != streams(first)
+
+
+def test_socket_execute_on_call_sessions_is_decision_1() -> None:
+    """Decision 1 covers the socket app's CHANNEL_EXECUTE on a call session: it fires before
+    the switch connects to us, so whether a session sees it is a myevents race. Only that
+    application is exempt, and only on call sessions; the one capture that shows it is named."""
+    from fsconf.esl.frames import Event
+
+    sock = Event({"Event-Name": "CHANNEL_EXECUTE", "Application": "socket"}, None, "plain")
+    answer = Event({"Event-Name": "CHANNEL_EXECUTE", "Application": "answer"}, None, "plain")
+    assert harness.sync_key(sock, "call-2") is None
+    assert harness.sync_key(sock, "inbound") is not None
+    assert harness.sync_key(answer, "call-2") is not None
+    hits = [
+        (n, c)
+        for n in CAPTURES
+        for c, f in load_capture(n).frames()
+        if c != "inbound"
+        and isinstance(f, Event)
+        and f.name == "CHANNEL_EXECUTE"
+        and f.headers.get("Application") == "socket"
+    ]
+    assert hits == [("b2_announcements.jsonl", "call-2")]

@@ -251,7 +251,7 @@ def listener() -> Iterator[socket.socket]:
 def fs(listener: socket.socket):  # type: ignore[no-untyped-def]
     import fsconf.testing as testing  # a missing FakeSwitch fails every test (no skip)
 
-    switch = testing.FakeSwitch(password="ClueCon", host="127.0.0.1", port=0)
+    switch = testing.FakeSwitch(password="ClueCon", host="127.0.0.1", port=0, profiles="captured")
     if hasattr(switch, "time_scale"):
         switch.time_scale = 0.02
     switch.dialplan["talk"] = testing.Talk()
