@@ -22,12 +22,21 @@ Theory of operation
   restores an fsync per commit (``extra`` is accepted too); the parameter is
   consumed here and never reaches the driver.  PostgreSQL is untouched
   (``synchronous_commit`` is the server's business).
-* Under gevent, SQLite's busy handler blocks the whole hub.  Two greenlets of
-  one process must therefore never wait for each other *inside* SQLite: a file
-  database gets a pool of exactly one connection, so they queue on the pool
-  (a gevent-friendly wait) instead.  Processes still share the file through
-  the busy timeout.  PostgreSQL gets an ordinary pool; psycopg cooperates with
-  gevent when ``select`` is monkey-patched.
+* Under gevent, SQLite's busy handler blocks the whole hub: it sleeps inside
+  the C library, and no other greenlet runs meanwhile.  So SQLite never waits
+  inside the library here (``PRAGMA busy_timeout=0``):
+  - two greenlets of one process never meet inside SQLite: a file database
+    gets a pool of exactly one connection, so they queue on the pool (a
+    gevent-friendly wait);
+  - another *process* holding the write lock (a second fsconf, the ``sqlite3``
+    shell, a backup) makes ``BEGIN IMMEDIATE`` fail at once with "database is
+    locked"; :func:`_begin_immediate` retries it with ``gevent.sleep`` (1 ms
+    doubling to 50 ms) until ``sqlite_busy_timeout`` has passed, then lets the
+    error out.  The calls, the ESL readers and the REST API keep running while
+    one transaction waits.  In WAL mode a transaction that holds the write
+    lock needs no other lock to commit, so BEGIN is the only place to wait.
+  PostgreSQL gets an ordinary pool; psycopg cooperates with gevent when
+  ``select`` is monkey-patched.
 * Repository functions never commit.  :func:`transaction` is the unit of work
   of the service layer: it commits on success, rolls back on any exception,
   and turns driver errors into :class:`~fsconf.errors.StoreError`.
@@ -37,10 +46,13 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import gevent
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -128,7 +140,6 @@ def make_engine(
     options["connect_args"] = {**connect_args, **engine_options.pop("connect_args", {})}
     options.update(engine_options)
     engine = create_engine(parsed, **options)
-    busy_ms = int(sqlite_busy_timeout * 1000)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -138,7 +149,8 @@ def make_engine(
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            # Never wait inside the library (it would stall every greenlet); see _begin_immediate.
+            cursor.execute("PRAGMA busy_timeout=0")
             # Per connection (not stored in the file); see the module docstring.
             cursor.execute(f"PRAGMA synchronous={synchronous}")
         finally:
@@ -146,9 +158,38 @@ def make_engine(
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if not _begin_immediate(connection.connection.dbapi_connection, sqlite_busy_timeout):
+            # The last try goes through SQLAlchemy, so a lock that outlasted the
+            # patience leaves as sqlalchemy.exc.OperationalError, like any driver error.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _begin_immediate(dbapi_connection: Any, patience: float) -> bool:
+    """``BEGIN IMMEDIATE``, retried cooperatively while another process holds the lock.
+
+    True once begun; False when the lock outlasted ``patience`` seconds or the
+    error was not a lock (the caller's last try then raises it properly).
+    """
+    deadline = time.monotonic() + patience
+    delay = 0.001
+    while True:
+        try:
+            dbapi_connection.execute("BEGIN IMMEDIATE")
+            return True
+        except sqlite3.OperationalError as error:
+            if not _is_locked(error) or time.monotonic() + delay > deadline:
+                return False
+        gevent.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def _is_locked(error: sqlite3.OperationalError) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(error) or "busy" in str(error)
 
 
 def make_session_factory(bind: Engine | str | URL) -> sessionmaker[Session]:
