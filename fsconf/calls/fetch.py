@@ -75,6 +75,20 @@ class _Deadline(Exception):
     """The total deadline passed (raised by gevent.Timeout inside fetch)."""
 
 
+#: Keep-alive connections kept per origin. Calls arrive in bursts (a call center's
+#: morning, a dial-out wave) and each fetches its TwiML at once: requests' default of 10
+#: made urllib3 discard and re-open connections ("Connection pool is full").
+POOL_MAXSIZE = 64
+
+
+def _pooled_session() -> requests.Session:
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_MAXSIZE)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 class Fetcher:
     """Fetch TwiML documents on one keep-alive ``requests.Session``."""
 
@@ -86,7 +100,7 @@ class Fetcher:
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_redirects: int = 10,
     ) -> None:
-        self.session = session or requests.Session()
+        self.session = session or _pooled_session()
         self.session.max_redirects = max_redirects
         self.timeouts = timeouts or FetchTimeouts()
         self.max_bytes = max_bytes
