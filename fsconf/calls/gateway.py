@@ -80,6 +80,11 @@ class CallHandle:
     def wait_hangup(self, timeout: float | None = None) -> bool:
         return self.session.wait_hangup(timeout)
 
+    @property
+    def hangup_event(self) -> gevent.event.Event:
+        """Set once the call hung up: wait on it with ``gevent.wait``, no greenlet."""
+        return self.session.hangup_event
+
     def execute(self, app: str, arg: str | None = None, *, timeout: float | None = None) -> Event:
         return self.session.execute(app, arg, timeout=timeout)
 

@@ -24,18 +24,28 @@ dial-out handler instead (:mod:`fsconf.service.dialout`), which joins it to
 its conference with the REST parameters.
 
 A call whose account is unknown is refused (``CALL_REJECTED``) and not
-stored: the Call and Alert rows need an account. A storage failure is logged
-and never interrupts the call: the caller hears the application regardless.
+stored: the Call and Alert rows need an account. A storage failure that a
+retry cannot outlive (a bug: integrity, programming) is logged and never
+interrupts the call. While the database is only *away* (connection refused or
+lost, SQLite locked by another process or read-only), the call waits for it,
+as the conference's rows do (:mod:`fsconf.service.conferences`): nothing is
+refused or lost, the channel stays up, and the log says once (then every
+10 s) ``CA…: waiting for the database to store <what>: <error class>`` (the
+class only: the text may name the host or user). A caller who hangs up while
+the call's first row waits is let go.
 Logs carry the CallSid; the auth token is never logged.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+import gevent
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fsconf.calls.audio import AudioConfig
@@ -69,6 +79,58 @@ _TO_HEADERS = (
     "Channel-Destination-Number",
     "variable_destination_number",
 )
+
+
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
+"""Driver errors a retry can outlive (the conference service's list)."""
+STORE_RETRY_INITIAL = 0.05
+STORE_RETRY_CAP = 1.0
+STORE_RETRY_LOG_EVERY = 10.0
+
+T = TypeVar("T")
+
+
+def transient_cause(error: BaseException) -> BaseException | None:
+    """The transient driver error behind a :class:`StoreError`, or None."""
+    current: BaseException | None = error
+    for _ in range(8):
+        if current is None:
+            return None
+        if isinstance(current, TRANSIENT_DB_ERRORS):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def until_stored(
+    call_sid: str, what: str, attempt: Callable[[], T], *, give_up: Callable[[], bool]
+) -> T:
+    """``attempt()`` (one transaction), again while the database is away.
+
+    Backoff 50 ms doubling to 1 s; one log line, then one every 10 s. Raises
+    the :class:`StoreError` at once when it is not transient, or when
+    ``give_up()`` says nobody waits for the result any more.
+    """
+    delay = STORE_RETRY_INITIAL
+    last_logged: float | None = None
+    while True:
+        try:
+            return attempt()
+        except StoreError as error:
+            cause = transient_cause(error)
+            if cause is None or give_up():
+                raise
+            now = time.monotonic()
+            if last_logged is None or now - last_logged >= STORE_RETRY_LOG_EVERY:
+                logger.warning(
+                    "%s: waiting for the database to store %s: %s",
+                    call_sid,
+                    what,
+                    type(cause).__name__,
+                )
+                last_logged = now
+        gevent.sleep(delay)
+        delay = min(delay * 2, STORE_RETRY_CAP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +203,8 @@ class CallService:
             return
         application = self._application(session)
         if application is None:
-            session.hangup("CALL_REJECTED")
+            if not session.hungup:
+                session.hangup("CALL_REJECTED")
             return
         call_sid = application.call.call_sid
         runner = CallRunner(
@@ -201,7 +264,8 @@ class CallService:
         uuid = session.uuid or ""
         call_sid = "CA" + uuid.replace("-", "")
         account_sid = session.variable(ACCOUNT_SID_VARIABLE) or self.settings.account_sid
-        try:
+
+        def attempt() -> _Application | None:
             with transaction(self.sessions) as db:
                 account = get_account(db, sid=account_sid)
                 if account is None:
@@ -229,7 +293,7 @@ class CallService:
                     status="ringing",
                     node=data.get("FreeSWITCH-Hostname"),
                 )
-                application = _Application(
+                return _Application(
                     call=call,
                     voice_url=voice_url,
                     voice_method=method,
@@ -237,8 +301,15 @@ class CallService:
                     fallback_url=account.fallback_url,
                     fallback_method=account.fallback_method,
                 )
+
+        try:
+            application = until_stored(
+                call_sid, "the call", attempt, give_up=lambda: session.hungup
+            )
         except StoreError as error:
             logger.error("%s: cannot read the account or store the call: %s", call_sid, error)
+            return None
+        if application is None:
             return None
         if not application.voice_url:
             logger.error("%s: no voice URL (channel, account or FSCONF_VOICE_URL)", call_sid)
@@ -246,9 +317,14 @@ class CallService:
         return application
 
     def _store(self, call_sid: str, what: str, action: Callable[[Session], object]) -> None:
-        try:
+        def attempt() -> None:
             with transaction(self.sessions) as db:
                 action(db)
+
+        try:
+            # Rows of a call that already exists: wait for the database even
+            # after a hangup, so its final status is not lost.
+            until_stored(call_sid, what, attempt, give_up=lambda: False)
         except StoreError as error:
             logger.error("%s: could not store %s: %s", call_sid, what, error)
 

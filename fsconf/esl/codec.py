@@ -67,7 +67,11 @@ _CACHE_MAX_TEXT = 256
 _UNQUOTE_CACHE: dict[str, str] = {}
 _UNQUOTE_CACHE_MAX = 8192
 _LINE_CACHE: dict[str, tuple[str, str]] = {}
-_LINE_CACHE_MAX = 32768
+# Each entry costs about 250 bytes. Every call adds ~20 lines of its own (its
+# uuid, numbers, times) through its ``connect`` reply, so the cap is what
+# this cache weighs under load: 8192 entries, about 2 MB, whatever the
+# number of calls. (Events are parsed lazily and seldom reach it.)
+_LINE_CACHE_MAX = 8192
 
 
 def _unquote(value: str) -> str:
@@ -363,6 +367,10 @@ class _Buffer:
 
 
 _HEAD_CACHE_MAX = 4096
+# Outer heads, shared by every decoder: one outbound session sees a dozen
+# heads that other sessions see too (``command/reply`` + ``+OK``, the event
+# lengths), and a per-decoder copy of them cost every call about 3.5 KB.
+_HEAD_CACHE: dict[bytes, tuple[str, dict[str, str], int]] = {}
 
 
 class FrameDecoder:
@@ -387,7 +395,7 @@ class FrameDecoder:
         # still incomplete.
         self._pending: tuple[str, dict[str, str], int] | None = None
         self._broken: EslProtocolError | None = None
-        self._heads: dict[bytes, tuple[str, dict[str, str], int]] = {}
+        self._heads = _HEAD_CACHE
 
     @property
     def buffered(self) -> int:
@@ -405,7 +413,10 @@ class FrameDecoder:
     def next_frame(self) -> Frame | None:
         if self._broken is not None:
             raise self._broken
-        return self._next_frame()
+        frame = self._next_frame()
+        if frame is None:
+            self._release_consumed()
+        return frame
 
     def __iter__(self) -> Iterator[Frame]:
         next_frame = self._next_frame
@@ -414,8 +425,17 @@ class FrameDecoder:
                 raise self._broken
             frame = next_frame()
             if frame is None:
+                self._release_consumed()
                 return
             yield frame
+
+    def _release_consumed(self) -> None:
+        # Waiting for more with everything consumed: drop the buffer, or an
+        # idle connection (one per call) keeps its last chunks' bytes until
+        # its next feed. ``_pending`` stays: its body starts at the next byte.
+        if self._start and self._start == len(self._data):
+            self._data = bytearray()
+            self._start = self._scan = 0
 
     def frames(self, data: bytes | bytearray | memoryview) -> list[Frame]:
         """Feed ``data`` and return every frame now complete."""

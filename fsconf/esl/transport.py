@@ -66,10 +66,30 @@ logger = logging.getLogger(__name__)
 
 RECV_SIZE = 256 * 1024
 DEFAULT_SEND_TIMEOUT = 5.0
+REPLY_GRACE = 0.5
+"""Seconds a reply still gets once its timeout fired (see :func:`wait_reply`)."""
 
 Reply = CommandReply | ApiResponse
 FrameCallback = Callable[[Frame], None]
 CloseCallback = Callable[[EslError], None]
+
+
+def wait_reply(result: gevent.event.AsyncResult, timeout: float | None) -> Reply:
+    """``result.get(timeout)``, but a reply already received is never timed out.
+
+    When the whole hub stalls (a blocking C call elsewhere in the process:
+    SQLite's busy handler waits up to its busy timeout without yielding), the
+    reply's bytes and the expired timer become ready in the same loop turn,
+    and libev runs pending watchers last-in first-out: the timer wins, though
+    the reply sits in the socket. One short grace wait lets the reader run
+    first; only a reply still missing after it is a real timeout
+    (:class:`gevent.Timeout`, as from ``get``).
+    """
+    try:
+        reply: Reply = result.get(timeout=timeout)
+    except gevent.Timeout:
+        reply = result.get(timeout=REPLY_GRACE)
+    return reply
 
 
 class EslAuthTimeout(EslTimeout, EslAuthError):
@@ -201,7 +221,7 @@ class EslConnection:
         label = command_label(data)
         result = self.request_async(data)
         try:
-            reply: Reply = result.get(timeout=timeout)
+            reply = wait_reply(result, timeout)
         except gevent.Timeout:
             error = EslTimeout(label, timeout if timeout is not None else 0.0)
             logger.error(
@@ -258,7 +278,11 @@ class EslConnection:
                     break
                 self.last_received = self._clock()
                 self._decoder.feed(data)
-                self._route_frames(len(data))
+                size = len(data)
+                # Not referenced while the next recv blocks: an idle call
+                # would keep its last chunk (a few KB) alive until then.
+                del data
+                self._route_frames(size)
         except EslProtocolError:
             # Its message may quote the offending bytes: keep it out of logs
             # and out of the errors every pending request receives.

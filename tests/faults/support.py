@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 
 import gevent
@@ -161,3 +164,105 @@ def conference_twiml(room: str, events_url: str, **attributes: str) -> str:
         f'statusCallbackEvent="start end join leave mute hold speaker" {extra}>{room}'
         "</Conference></Dial></Response>"
     )
+
+
+SERVE = [sys.executable, "-c", "from fsconf.entry import main; main()", "serve"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ServeProcess:
+    """``fsconf serve`` in its own process, as a supervisor starts it; its
+    output is collected line by line and waited on by predicate."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.lines: list[str] = []
+        self._new_line = gevent.event.Event()
+        self.process = subprocess.Popen(
+            SERVE,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._reader = gevent.spawn(self._read)
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+            self._new_line.set()
+            self._new_line.clear()
+        self._new_line.set()
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_line(self, predicate: Callable[[str], bool], timeout: float = 15.0) -> str:
+        with gevent.Timeout(timeout, False):
+            while True:
+                for line in self.lines:
+                    if predicate(line):
+                        return line
+                if self._reader.dead:
+                    break
+                self._new_line.wait()
+        raise AssertionError(f"no such log line; output so far:\n{self.output[-6000:]}")
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait(timeout=5)
+        self._reader.join(timeout)
+        return code
+
+
+LOCK_HOLDER = """
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+connection.execute(sys.argv[2])
+print("locked", flush=True)
+sys.stdin.read()  # until the test closes our stdin
+connection.execute("ROLLBACK")
+print("released", flush=True)
+"""
+
+
+class SqliteLockHolder:
+    """Another process (a plain ``sqlite3`` client, like an operator's
+    ``sqlite3`` shell or a backup script) that opens the database file and
+    holds its write lock until :meth:`release`."""
+
+    def __init__(self, path: str, begin: str = "BEGIN EXCLUSIVE") -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", LOCK_HOLDER, path, begin],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().strip()
+        if line != "locked":
+            self.process.kill()
+            raise AssertionError(f"the lock holder did not take the lock: {line!r}")
+
+    def release(self) -> None:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.close()
+        assert self.process.stdout.readline().strip() == "released"
+        assert self.process.wait(timeout=10) == 0
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=5)
