@@ -56,7 +56,7 @@ from fsconf.service.live import LiveControl
 from fsconf.service.metrics import Metrics
 from fsconf.service.reconcile import Reconciler
 from fsconf.store import models, repositories
-from fsconf.store.db import make_engine, make_session_factory, transaction
+from fsconf.store.db import SessionFactory, make_engine, make_session_factory, transaction
 from fsconf.store.migrate import upgrade
 from fsconf.store.times import utc_now
 from fsconf.webhooks.delivery import DeliveryWorker
@@ -84,6 +84,20 @@ class Tuning:
     heartbeat_timeout: float = 60.0
 
 
+def delivery_worker(
+    sessions: SessionFactory, tuning: Tuning, *, on_delivered: Callable[[float], None] | None = None
+) -> DeliveryWorker:
+    """The outbox's delivery worker exactly as ``fsconf serve`` runs it (benchmarks too)."""
+    return DeliveryWorker(
+        sessions,
+        requests.Session(),
+        base_delay=tuning.delivery_base_delay,
+        max_attempts=tuning.delivery_max_attempts,
+        poll_interval=tuning.delivery_poll_interval,
+        on_delivered=on_delivered,
+    )
+
+
 class Fsconf:
     """The whole process: build with settings, then :meth:`start`."""
 
@@ -97,14 +111,7 @@ class Fsconf:
             raise ConfigError(f"bad FSCONF_DATABASE_URL ({error.__class__.__name__})") from error
         self.sessions = make_session_factory(self.db)
         self.metrics = Metrics()
-        self.delivery = DeliveryWorker(
-            self.sessions,
-            requests.Session(),
-            base_delay=self.tuning.delivery_base_delay,
-            max_attempts=self.tuning.delivery_max_attempts,
-            poll_interval=self.tuning.delivery_poll_interval,
-            on_delivered=self._delivered,
-        )
+        self.delivery = delivery_worker(self.sessions, self.tuning, on_delivered=self._delivered)
         self.delivered = gevent.event.Event()
         engine_config = self.tuning.engine or EngineConfig(public_url=settings.public_url)
         self.conferences = ConferenceService(

@@ -3,7 +3,7 @@
 * :mod:`~fsconf.webhooks.signing` is pure: the signature and the exact request.
 * :mod:`~fsconf.webhooks.outbox` writes callback rows in the caller's transaction.
 * :mod:`~fsconf.webhooks.delivery` sends them, per-conference in order, with retries.
-* :mod:`~fsconf.webhooks.transport` puts one request on the wire (urllib3 or requests).
+* :mod:`~fsconf.webhooks.transport` puts one request on the wire (lean HTTP/1.1 or requests).
 """
 
 from fsconf.webhooks.delivery import (

@@ -17,11 +17,11 @@ key and never returned, formatted or logged.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote_plus, urlsplit, urlunsplit
 
 __all__ = [
     "FORM_CONTENT_TYPE",
@@ -44,6 +44,12 @@ Params = Sequence[tuple[str, str]] | Mapping[str, str]
 #: ``(url, headers, body)``; ``body`` is None for GET.
 PreparedRequest = tuple[str, dict[str, str], bytes | None]
 
+# Text that quote_plus() returns unchanged (its always-safe set; '/' is quoted).
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
+# text -> quote_plus(text); bounded (emptied when full), pure memoisation.
+_QUOTED: dict[str, str] = {}
+_QUOTED_LIMIT: Final = 16384
+
 
 def _pairs(params: Params | None) -> list[tuple[str, str]]:
     if params is None:
@@ -57,23 +63,43 @@ def _pairs(params: Params | None) -> list[tuple[str, str]]:
     return pairs
 
 
+def _payload(url: str, pairs: list[tuple[str, str]]) -> str:
+    return url + "".join([name + value for name, value in sorted(set(pairs))])
+
+
+def _sign(auth_token: str, payload: str) -> str:
+    digest = hmac.digest(auth_token.encode("utf-8"), payload.encode("utf-8"), "sha1")
+    return base64.b64encode(digest).decode("ascii")
+
+
+def _quote(text: str) -> str:
+    """``quote_plus(text)``, remembered: names and most values repeat (SIDs, flags)."""
+    quoted = _QUOTED.get(text)
+    if quoted is None:
+        quoted = text if _UNRESERVED(text) else quote_plus(text)
+        if len(_QUOTED) >= _QUOTED_LIMIT:
+            _QUOTED.clear()
+        _QUOTED[text] = quoted
+    return quoted
+
+
+def _form(pairs: list[tuple[str, str]]) -> str:
+    """``urlencode(pairs)``, byte for byte, quoting each distinct text once."""
+    return "&".join([_quote(name) + "=" + _quote(value) for name, value in pairs])
+
+
 def signature_payload(url: str, params: Params | None = None) -> str:
     """The string that is signed: ``url`` + sorted ``name + value`` (POST params).
 
     Pairs are sorted by name, then value; an exact duplicate pair counts once,
     as in Twilio's ``RequestValidator``.
     """
-    return url + "".join(name + value for name, value in sorted(set(_pairs(params))))
+    return _payload(url, _pairs(params))
 
 
 def compute_signature(auth_token: str, url: str, params: Params | None = None) -> str:
     """``X-Twilio-Signature`` for a request to ``url`` with form ``params`` (None for GET)."""
-    digest = hmac.new(
-        auth_token.encode("utf-8"),
-        signature_payload(url, params).encode("utf-8"),
-        hashlib.sha1,
-    ).digest()
-    return base64.b64encode(digest).decode("ascii")
+    return _sign(auth_token, _payload(url, _pairs(params)))
 
 
 def _check_url(url: str) -> None:
@@ -103,14 +129,14 @@ def build_request(url: str, method: str, params: Params | None, auth_token: str)
         "Accept": "*/*",
     }
     if verb == "POST":
-        body = urlencode(pairs).encode("ascii")
+        body = _form(pairs).encode("ascii")
         headers["Content-Type"] = FORM_CONTENT_TYPE
-        headers[SIGNATURE_HEADER] = compute_signature(auth_token, base, pairs)
+        headers[SIGNATURE_HEADER] = _sign(auth_token, _payload(base, pairs))
         return base, headers, body
     if verb == "GET":
-        extra = urlencode(pairs)
+        extra = _form(pairs)
         query = "&".join(part for part in (parts.query, extra) if part)
         final = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
-        headers[SIGNATURE_HEADER] = compute_signature(auth_token, final, None)
+        headers[SIGNATURE_HEADER] = _sign(auth_token, final)
         return final, headers, None
     raise ValueError(f"callback method must be GET or POST, got {method!r}")

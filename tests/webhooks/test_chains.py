@@ -273,3 +273,36 @@ def test_a_long_outage_of_one_conference_does_not_starve_the_others(
         )
     assert attempts == 1
     assert _row(session_factory, head).next_attempt_at > clock() + timedelta(seconds=10)
+
+
+def test_one_claim_covers_more_conferences_than_slots(
+    session_factory: Factory, http: requests.Session, receiver: Receiver, clock: FakeClock
+) -> None:
+    """A slot sends several conferences' chains in turn: one claim covers them all."""
+    sids = _conferences(session_factory, receiver.base + "/status", 10)
+    for n in range(3):
+        for sid in sids:
+            _join(session_factory, sid, n, clock())
+    counting = CountingFactory(session_factory)
+    assert worker(counting, http, clock, pool_size=2).run_once() == 30
+    assert by_conference(receiver.wait_for(30)) == {sid: [1, 2, 3] for sid in sids}
+    # The claim, then "record + (empty) claim" as each of the two slots finishes.
+    assert counting.opened <= 3
+    assert receiver.max_in_flight <= 2
+
+
+def test_a_failure_stops_its_own_chain_not_the_next_one_in_the_same_slot(
+    session_factory: Factory, http: requests.Session, receiver: Receiver, clock: FakeClock
+) -> None:
+    broken, healthy = _conferences(session_factory, receiver.base + "/status", 2)
+    ids = {
+        sid: [_join(session_factory, sid, n, clock()) for n in range(4)]
+        for sid in (broken, healthy)
+    }
+    receiver.behaviour = lambda request: 500 if key(request) == (broken, 2) else 200
+    assert worker(session_factory, http, clock, pool_size=1).run_once() == 2 + 4
+    assert by_conference(receiver.wait_for(6)) == {broken: [1, 2], healthy: [1, 2, 3, 4]}
+    assert receiver.queue.empty()
+    assert [_row(session_factory, i).status for i in ids[broken]] == ["delivered"] + ["pending"] * 3
+    assert {_row(session_factory, i).claimed_by for i in ids[broken]} == {None}
+    assert {_row(session_factory, i).status for i in ids[healthy]} == {"delivered"}

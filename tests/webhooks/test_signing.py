@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from hypothesis import given
@@ -129,3 +129,22 @@ def test_any_params_validate_with_twilio(params: dict[str, str], token: str, met
         assert validator.validate(final, received, headers[SIGNATURE_HEADER])
     else:
         assert validator.validate(final, {}, headers[SIGNATURE_HEADER])
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(st.characters(blacklist_categories=["Cs"]), max_size=12),
+            st.text(st.characters(blacklist_categories=["Cs"]), max_size=24),
+        ),
+        max_size=8,
+    )
+)
+def test_the_form_body_and_get_query_are_urlencode_byte_for_byte(
+    pairs: list[tuple[str, str]],
+) -> None:
+    _url, _headers, body = build_request("https://a.example/x", "POST", pairs, TOKEN)
+    assert body == urlencode(pairs).encode("ascii")
+    final, headers, _body = build_request("https://a.example/x?k=v", "GET", pairs, TOKEN)
+    assert final == "https://a.example/x?" + "&".join(p for p in ("k=v", urlencode(pairs)) if p)
+    assert headers[SIGNATURE_HEADER] == compute_signature(TOKEN, final)

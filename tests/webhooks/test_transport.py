@@ -1,4 +1,4 @@
-"""The HTTP transport: urllib3 keep-alive when it changes nothing, requests otherwise.
+"""The HTTP transport: the lean keep-alive client when it changes nothing, requests otherwise.
 
 A real WSGI server on loopback; every test checks what reached the server.
 """
@@ -71,7 +71,7 @@ def send(transport: Transport, url: str, method: str = "POST") -> Any:
     return transport.send(method, url, dict(HEADERS), body, (1.0, 2.0))
 
 
-def test_plain_session_goes_through_urllib3_with_keep_alive(
+def test_plain_session_goes_through_the_lean_client_with_keep_alive(
     server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     session = requests.Session()
@@ -168,12 +168,13 @@ def test_errors_use_requests_words_and_hide_the_query() -> None:
     assert "secret" not in reply.error
 
 
-def test_an_evicted_pool_is_looked_up_again(server: Server) -> None:
+def test_close_drops_idle_connections_and_the_next_request_reconnects(server: Server) -> None:
     transport = Transport(requests.Session(), maxsize=4, max_body=1024)
     assert send(transport, server.base + "/ok").status_code == 204
-    for manager in transport._managers.values():
-        manager.clear()  # what the manager does to its least recently used pools
+    transport.close()
     assert send(transport, server.base + "/ok").status_code == 204
+    ports = [seen["port"] for seen in server.seen]
+    assert ports[0] != ports[1]
 
 
 def test_credentials_in_the_url_become_basic_auth(server: Server) -> None:
