@@ -27,13 +27,14 @@ so it takes one.
 
 from __future__ import annotations
 
-import dataclasses
 import email.utils
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 
 from fsconf.conference.effects import Callback
+from fsconf.conference.memo import IdentityMemo
 from fsconf.conference.model import (
     ConferenceState,
     HttpMethod,
@@ -149,11 +150,23 @@ END_REASON_TEXT: Mapping[ReasonConferenceEnded, str] = MappingProxyType(
 Params = tuple[tuple[str, str], ...]
 
 
+_STAMPS: dict[int, str] = {}
+"""Second since the epoch -> its RFC 2822 text: a storm's callbacks share a
+handful of seconds, and formatting one costs more than the rest of the callback."""
+
+
 def timestamp(now: datetime) -> str:
     """RFC 2822 as Twilio writes it: ``Thu, 01 Jun 2017 20:48:32 +0000``."""
     if now.tzinfo is None:
         raise ValueError(f"naive datetime {now!r}: the engine needs aware UTC times")
-    return email.utils.format_datetime(now.astimezone(UTC).replace(microsecond=0))
+    second = math.floor(now.timestamp())
+    text = _STAMPS.get(second)
+    if text is None:
+        text = email.utils.format_datetime(now.astimezone(UTC).replace(microsecond=0))
+        if len(_STAMPS) >= 64:
+            _STAMPS.clear()
+        _STAMPS[second] = text
+    return text
 
 
 def text(value: bool) -> str:
@@ -161,6 +174,10 @@ def text(value: bool) -> str:
 
 
 def participant_params(participant: Participant) -> Params:
+    return _participant_params(participant)
+
+
+def _compute_participant_params(participant: Participant) -> Params:
     params: list[tuple[str, str]] = [
         ("CallSid", participant.call_sid),
         ("Muted", text(participant.muted)),
@@ -176,13 +193,29 @@ def participant_params(participant: Participant) -> Params:
     return tuple(params)
 
 
+# A participant object stays the same between talking events (see memo).
+_participant_params: IdentityMemo[Participant, Params] = IdentityMemo(
+    _compute_participant_params
+)
+
+
+def _wanted(tokens: frozenset[StatusCallbackToken]) -> frozenset[str]:
+    """The StatusCallbackEvent values that ``tokens`` subscribe to."""
+    return frozenset(name for name, token in EVENT_TOKENS.items() if token in tokens)
+
+
+_wanted_events: IdentityMemo[frozenset[StatusCallbackToken], frozenset[str]] = IdentityMemo(
+    _wanted
+)
+
+
 def wants(state: ConferenceState, event_name: str) -> bool:
     room = state.room
-    return (
-        room is not None
-        and room.status_callback is not None
-        and EVENT_TOKENS[event_name] in room.status_callback_event
-    )
+    if room is None or room.status_callback is None:
+        return False
+    if event_name not in EVENT_TOKENS:
+        raise KeyError(event_name)
+    return event_name in _wanted_events(room.status_callback_event)
 
 
 def status_callback(
@@ -197,7 +230,7 @@ def status_callback(
     room = state.room
     if room is None or room.status_callback is None or not wants(state, event_name):
         return state, None
-    state = dataclasses.replace(state, sequence_number=state.sequence_number + 1)
+    state = state.with_sequence_number(state.sequence_number + 1)
     params: Params = (
         ("ConferenceSid", state.sid),
         ("FriendlyName", state.friendly_name),
@@ -254,7 +287,7 @@ def record_end_callback(
     room = state.room
     if room is None or room.event_callback_url is None or room.recording_status_callback:
         return state, None
-    state = dataclasses.replace(state, sequence_number=state.sequence_number + 1)
+    state = state.with_sequence_number(state.sequence_number + 1)
     params = (
         ("ConferenceSid", state.sid),
         ("FriendlyName", state.friendly_name),

@@ -136,6 +136,7 @@ from fsconf.conference.events import (
     TimerFired,
     WaitAudioFailed,
 )
+from fsconf.conference.memo import IdentityMemo
 from fsconf.conference.model import (
     Announcement,
     Beep,
@@ -1060,35 +1061,49 @@ AFTER_END_HANDLERS: Mapping[type, Handler] = MappingProxyType(
 # --- Rows -----------------------------------------------------------------------------------------
 
 
+_RoomColumns = tuple[
+    str | None, int, str, str, str | None, str, str, str | None, str, str, str | None
+]
+
+
+def _compute_room_columns(room: RoomSettings) -> _RoomColumns:
+    """ConferenceRow's fields from ``region`` to ``event_callback_url``, in order."""
+    return (
+        room.region,
+        room.max_participants,
+        room.record.value,
+        room.trim.value,
+        room.status_callback,
+        room.status_callback_method.value,
+        " ".join(t.value for t in StatusCallbackToken if t in room.status_callback_event),
+        room.recording_status_callback,
+        room.recording_status_callback_method.value,
+        " ".join(e.value for e in RecordingEvent if e in room.recording_status_callback_event),
+        room.event_callback_url,
+    )
+
+
+# The conference row's room columns, once per RoomSettings object (see memo):
+# every status callback rewrites the row for its SequenceNumber.
+_room_columns: IdentityMemo[RoomSettings, _RoomColumns] = IdentityMemo(_compute_room_columns)
+
+
 def conference_row(state: ConferenceState) -> ConferenceRow:
-    room = _room(state)
     ending = state.ending
+    # Positional, in ConferenceRow's field order: keywords cost twice as much
+    # on the hot path (one row per status callback).
     return ConferenceRow(
-        sid=state.sid,
-        account_sid=state.account_sid,
-        friendly_name=state.friendly_name,
-        status=state.status.value,
-        region=room.region,
-        max_participants=room.max_participants,
-        record=room.record.value,
-        trim=room.trim.value,
-        status_callback=room.status_callback,
-        status_callback_method=room.status_callback_method.value,
-        status_callback_events=" ".join(
-            t.value for t in StatusCallbackToken if t in room.status_callback_event
-        ),
-        recording_status_callback=room.recording_status_callback,
-        recording_status_callback_method=room.recording_status_callback_method.value,
-        recording_status_callback_events=" ".join(
-            e.value for e in RecordingEvent if e in room.recording_status_callback_event
-        ),
-        event_callback_url=room.event_callback_url,
-        sequence_number=state.sequence_number,
-        reason_ended=ending.reason.value if ending else None,
-        call_sid_ending_conference=ending.call_sid if ending else None,
-        participant_label_ending_conference=ending.label if ending else None,
-        start_time=state.start_time,
-        end_time=state.end_time,
+        state.sid,
+        state.account_sid,
+        state.friendly_name,
+        state.status.value,
+        *_room_columns(_room(state)),
+        state.sequence_number,
+        ending.reason.value if ending else None,
+        ending.call_sid if ending else None,
+        ending.label if ending else None,
+        state.start_time,
+        state.end_time,
     )
 
 
@@ -1118,11 +1133,16 @@ def participant_row(conference_sid: str, participant: Participant) -> Participan
 
 def _rows(old: ConferenceState, new: ConferenceState) -> list[Effect]:
     """Upserts for every row this step changed (the store's view of the state)."""
-    if new.room is None:
-        return []  # nobody entered: the conference does not exist yet
+    if new.room is None or new is old:
+        return []  # nobody entered (no conference yet), or nothing changed
     effects: list[Effect] = []
     row = conference_row(new)
-    if old.room is None or conference_row(old) != row:
+    # A new SequenceNumber is a new row: the old one need not be built (the hot path).
+    if (
+        old.room is None
+        or old.sequence_number != new.sequence_number
+        or conference_row(old) != row
+    ):
         effects.append(StoreConference(row))
     if old.participants is new.participants and old.departed is new.departed:
         return effects

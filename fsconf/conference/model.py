@@ -26,7 +26,8 @@ participants.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import operator
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 
@@ -355,6 +356,14 @@ class ConferenceState:
     # (coach member id, other member id) pairs set with `relate ... nospeak`.
     relations: frozenset[tuple[int, int]] = frozenset()
 
+    def with_sequence_number(self, sequence_number: int) -> ConferenceState:
+        """This state with another SequenceNumber: ``dataclasses.replace``,
+        several times cheaper (every status callback takes a number)."""
+        values = _STATE_FIELDS(self)
+        state = ConferenceState(*values)
+        object.__setattr__(state, "sequence_number", sequence_number)
+        return state
+
     def find(self, call_sid: str) -> Participant | None:
         for participant in self.participants:
             if participant.call_sid == call_sid:
@@ -368,6 +377,9 @@ class ConferenceState:
     def room_confirmed(self) -> bool:
         """FreeSWITCH's room exists: some member's add-member has come (B9)."""
         return any(p.member_id is not None for p in self.participants)
+
+
+_STATE_FIELDS = operator.attrgetter(*(f.name for f in fields(ConferenceState)))
 
 
 def new_conference(

@@ -84,14 +84,25 @@ def room_of(event: Event) -> str | None:
     return sid if sid.startswith("CF") and len(sid) == 34 else None
 
 
+_CALL_SIDS: dict[str, str | None] = {}
+"""Unique-ID -> CallSid (None: not a channel UUID). A channel sends many events."""
+_CALL_SIDS_MAX = 8192
+
+
 def _call_sid(event: Event) -> str | None:
     uuid = event.unique_id
     if not uuid:
         return None
+    if uuid in _CALL_SIDS:
+        return _CALL_SIDS[uuid]
     try:
-        return call_sid_from_uuid(uuid)
+        call_sid: str | None = call_sid_from_uuid(uuid)
     except ValueError:
-        return None
+        call_sid = None
+    if len(_CALL_SIDS) >= _CALL_SIDS_MAX:
+        _CALL_SIDS.clear()
+    _CALL_SIDS[uuid] = call_sid
+    return call_sid
 
 
 def _member_id(event: Event) -> int:

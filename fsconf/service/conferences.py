@@ -10,8 +10,8 @@ inbound ESL connection, a channel hangup, a timer, a REST/CLI request. The
 room's worker applies inputs in queue order and runs the effects in order:
 
 1. rows, callbacks (the outbox), alerts and recordings are written in **one
-   transaction**, so a crash loses nothing, then the delivery worker is
-   notified;
+   transaction** (shared with other rooms, see Batches), so a crash loses
+   nothing, then the delivery worker is notified;
 2. FreeSWITCH commands go out on the node's inbound connection with ``api``,
    which keeps them in order (FreeSWITCH runs ``bgapi`` jobs in parallel
    threads); a ``-ERR`` to an announcement's play becomes ``PlayFailed``;
@@ -20,14 +20,36 @@ room's worker applies inputs in queue order and runs the effects in order:
 
 Batches
 -------
-A commit is the expensive part of an input (an fsync on SQLite with
-``synchronous=FULL``, a round trip on PostgreSQL; under gevent a SQLite commit
-stalls every greenlet), and a speaker storm queues hundreds of inputs per
-room. So when the worker wakes it takes up to ``batch_limit`` (64) queued
-inputs, applies each to the pure engine in turn (each with its own ``now``,
-each on the state the previous one left), writes the rows and callbacks of
-all of them in **one** transaction, and then runs their other effects and
-sets their results, in input order. What may share a transaction:
+A transaction is the expensive part of an input (an fsync on SQLite with
+``synchronous=FULL``, a round trip on PostgreSQL, and SQLAlchemy's own
+per-transaction and per-statement work; under gevent a SQLite commit stalls
+every greenlet), and a speaker storm queues hundreds of inputs per room,
+across many rooms. So when the worker wakes it takes up to ``batch_limit``
+(64) queued inputs, applies each to the pure engine in turn (each with its
+own ``now``, each on the state the previous one left), hands the rows and
+callbacks of all of them to the service's :class:`GroupWriter` and waits
+until they are committed, then runs their other effects and sets their
+results, in input order.
+
+**Group commit.** The writer is one greenlet. It lets every ready greenlet run
+first (so the rooms woken by the same burst, or by its previous commit, add
+their batches), then writes every pending batch, room after room, in **one**
+transaction (up to ``GROUP_ROW_LIMIT`` rows), commits, and wakes the rooms;
+if that transaction fails, it writes each room's batch in its own
+transaction, so only the rooms whose batch fails alone see the error.
+A room's batch never waits for another room's *inputs*, only for the commit
+it shares; the rooms of one transaction are independent (each conference's
+rows are its own), so sharing changes nothing any conference can observe.
+Inside the transaction a conference row is one Core ``UPDATE`` (``INSERT``
+if there was none), participant, alert and recording rows go through the
+ORM as before, and the callbacks of the whole transaction go last as one
+executemany, a COPY on PostgreSQL (:func:`fsconf.webhooks.outbox.insert_callbacks`),
+room after room and in input order, so within a conference their ids follow
+the SequenceNumbers. A room keeps waiting for its own commit before it applies
+its next batch (no pipelining): the state the next batch is applied on is
+always a stored one, which keeps the failure rules below exact.
+
+What may share a room's batch:
 
 * an input whose effects are only rows, callbacks, alerts and recordings
   (talking, mute and hold confirmations, most leaves): nothing outside the
@@ -53,24 +75,28 @@ callbacks are inserted in input order, so their ids follow the engine's
 SequenceNumbers. A result (or a refusal) is given to an API caller only after
 its rows are stored; ``notify_callbacks`` is called once per stored input that
 queued callbacks, right after the commit. ``room.state`` moves to the batch's
-state once the batch is stored (a step stored alone shows its state while its
-rows wait, as before).
+state once the batch is stored (never before: a step whose rows wait keeps
+the room's state where the database is).
 
 When the database is away (connection refused or lost, SQLite locked or
-read-only), nothing is dropped or reordered: if a batch's transaction fails
-for any reason, its first input is kept and the others are put back at the
-head of the queue, unapplied (the engine is pure: they are applied again,
-later, exactly as if they had never been taken; re-trimming a recording is a
-no-op). The first input's rows are then stored alone, as without batching:
-the worker retries the same transaction with backoff (50 ms doubling to 1 s)
+read-only), nothing is dropped or reordered: if a room's batch fails (alone,
+see Group commit) for any reason, the room keeps its batch's first input and
+puts the others back at the head of its queue, unapplied (the engine is pure:
+they are applied again, later, exactly as if they had never been taken;
+re-trimming a recording is a no-op). The first input's rows are then stored
+alone, in the room's own transaction, as without batching (a batch of one
+input does not try again at once: its failed attempt through the writer was
+the first try, so a SQLite lock costs one busy wait before it is logged): the
+worker retries the same transaction with backoff (50 ms doubling to 1 s)
 and logs what it waits for, once per step and then every 10 s (``CF…:
 waiting for the database to store 3 rows and 2 callbacks: OperationalError``;
 the error's class, never its text, which may name the host or user). Later
 inputs queue behind it in order, and the step's commands go out only once
-its rows are stored; the rest of the batch follows in one transaction again
+its rows are stored; the rest of the batch follows through the writer again
 once the database is back. The calls stay up meanwhile: FreeSWITCH needs
 nothing from us to keep them. Other errors (integrity, programming) are bugs
-and fail the input that causes them, alone, as without batching.
+and fail the input that causes them, alone, as without batching; the other
+rooms of its group are stored as if it had not been there.
 
 After a reconnect or a restart, :mod:`fsconf.service.reconcile` compares the
 rooms with FreeSWITCH and queues what it finds (R15); a conference rebuilt
@@ -94,12 +120,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, cast
 
 import gevent
 import gevent.event
 import gevent.queue
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -148,7 +175,7 @@ from fsconf.store import models, repositories
 from fsconf.store.db import transaction
 from fsconf.store.ids import new_sid
 from fsconf.store.times import utc_now
-from fsconf.webhooks.outbox import enqueue
+from fsconf.webhooks.outbox import CallbackRow, callback_values, insert_callbacks
 
 logger = logging.getLogger(__name__)
 
@@ -172,9 +199,14 @@ def transient_cause(error: BaseException) -> BaseException | None:
 
 
 BATCH_LIMIT = 64
-"""The most inputs a room applies and stores in one transaction (see Batches).
+"""The most inputs a room applies and stores in one batch (see Batches).
 At 64 a commit's cost is shared so widely that the engine and the statements
 dominate; a bigger batch only delays the first input's effects."""
+
+GROUP_ROW_LIMIT = 4096
+"""The most rows (callbacks included) the writer puts in one transaction. A
+SQLite transaction holds the whole gevent hub while it runs: this bounds it
+to a few milliseconds."""
 
 ApiSender = Callable[[str], ApiResponse]
 """Send one api command text to the node that hosts the room."""
@@ -288,11 +320,12 @@ class Room:
     def _take(self, first: _Item) -> list[_Step]:
         """Apply ``first`` and the inputs queued behind it, up to the batch's end."""
         steps = [self._step(self.state, first)]
-        while len(steps) < self.service.batch_limit and not steps[-1].ends_batch:
-            try:
-                item = self.queue.get_nowait()
-            except gevent.queue.Empty:
-                break
+        # The queue's own deque (see _RoomQueue): the worker is its only
+        # consumer and it is unbounded, so popping is get_nowait without its cost.
+        ready = self.queue.queue
+        limit = self.service.batch_limit
+        while ready and len(steps) < limit and not steps[-1].ends_batch:
+            item = ready.popleft()
             if item is not None:  # a wake-up only: the worker checks after the batch
                 steps.append(self._step(steps[-1].after, item))
         return steps
@@ -312,13 +345,16 @@ class Room:
     def _settle(self, steps: list[_Step]) -> None:
         """Store the steps' rows, then run their effects and answer their callers.
 
-        Several steps with rows share one transaction. If it fails (whatever
-        the reason), the first step is stored alone, exactly as without
-        batching, and the others go back to the head of the queue unapplied.
+        The rows go to the service's writer, which commits them with the
+        batches other rooms have ready (group commit). If that transaction
+        fails (whatever the reason), the first step is stored alone, exactly
+        as without batching, and the others go back to the head of the queue
+        unapplied.
         """
-        if sum(1 for step in steps if step.stores) > 1:
+        rows = _rows(steps)
+        if rows:
             try:
-                self._write(_rows(steps))
+                self.service.writer.store(self, rows)
             # Whatever failed, the first step alone says why (its retry logs an
             # outage; a bug fails it): never the error's text, it may name the host.
             except Exception as error:  # noqa: BLE001
@@ -328,15 +364,15 @@ class Room:
                     len(steps),
                     type(error).__name__,
                 )
-                self.queue.put_back([step.item for step in steps[1:]])
-                steps = steps[:1]
-            else:
-                self.state = steps[-1].after
-                self._finish(steps)
-                return
-        rows = _rows(steps)
-        if rows:
-            self._store_until_stored(rows)
+                if len(steps) > 1:
+                    self.queue.put_back([step.item for step in steps[1:]])
+                    steps = steps[:1]
+                    rows = _rows(steps)
+                    if rows:
+                        self._store_until_stored(rows)
+                else:
+                    # The same rows just failed: that was the first attempt.
+                    self._store_until_stored(rows, failed=error)
         # Only now: a step whose rows cannot be stored must not stay in the
         # state (a participant the database refused would haunt the room).
         self.state = steps[-1].after
@@ -378,11 +414,11 @@ class Room:
     # --- effects: storage (one transaction) ---------------------------------------
 
     def _write(self, rows: list[StoredRow]) -> None:
-        with transaction(self.service.sessions) as session:
-            for effect, now in rows:
-                STORERS[type(effect)](self, session, effect, now)
+        write_batches(self.service.sessions, [(self, rows)])
 
-    def _store_until_stored(self, rows: list[StoredRow]) -> None:
+    def _store_until_stored(
+        self, rows: list[StoredRow], failed: Exception | None = None
+    ) -> None:
         """Write one step's rows and callbacks; while the database is away, wait.
 
         The worker blocks here, so the room's later inputs wait behind this
@@ -390,13 +426,18 @@ class Room:
         are stored (the calls themselves stay up: FreeSWITCH needs nothing
         from us to keep them). Only transient errors (connection lost or
         refused, SQLite locked or read-only) are retried; anything else is a
-        bug and raises as before.
+        bug and raises as before. ``failed``: these very rows just failed
+        through the writer, which counts as the first attempt (a SQLite lock
+        costs one busy timeout, not two, before the outage is logged).
         """
         delay = self.service.store_retry_initial
         started: float | None = None
         last_logged = 0.0
         while True:
             try:
+                if failed is not None:
+                    error, failed = failed, None
+                    raise error
                 self._write(rows)
             except (StoreError, WebhookError) as error:
                 cause = transient_cause(error)
@@ -455,20 +496,29 @@ class Room:
 
     def _join(self, handle: CallHandle, effect: JoinRoom, audio: Any) -> None:
         # Wait audio runs with event-lock: stop it before the join is queued
-        # behind it (B12), and let the join run in the call's own greenlet so
-        # the room's worker never waits for a conference to end.
+        # behind it (B12), in a greenlet of its own so the room's worker never
+        # waits for the call's commands.
         if audio is not None:
             audio.stop()
         try:
             pending = [handle.execute_async(app, arg) for app, arg in effect.plan.applications]
-            done = pending[-1].get()
         except (EslError, gevent.Timeout) as error:
-            if not handle.hungup:
-                logger.warning("%s: join of %s failed: %s", self.sid, effect.call_sid, error)
+            self._join_failed(handle, effect.call_sid, error)
             return
-        if not done.get("variable_conference_member_id") and not handle.hungup:
+        # The conference app completes only when the member leaves: a link, not a
+        # greenlet parked for the whole stay (~5 KB per participant).
+        pending[-1].rawlink(partial(self._joined, handle, effect.call_sid))
+
+    def _joined(self, handle: CallHandle, call_sid: str, result: gevent.event.AsyncResult) -> None:
+        if not result.successful():
+            self._join_failed(handle, call_sid, result.exception)
+        elif not result.value.get("variable_conference_member_id") and not handle.hungup:
             # A full room refuses silently: no event, the channel stays up (B11).
-            self.put(engine_events.JoinRefused(effect.call_sid))
+            self.put(engine_events.JoinRefused(call_sid))
+
+    def _join_failed(self, handle: CallHandle, call_sid: str, error: BaseException | None) -> None:
+        if not handle.hungup:
+            logger.warning("%s: join of %s failed: %s", self.sid, call_sid, error)
 
     def play_wait(self, effect: PlayWait) -> None:
         handle = self.calls.get(effect.call_sid)
@@ -574,6 +624,8 @@ def _log_lifecycle(before: ConferenceState, after: ConferenceState) -> None:
     """One log line per lifecycle step (start, join, leave, end), with the SIDs."""
     if after.status is not before.status:
         logger.info("%s: conference %s", after.sid, after.status.value)
+    if after.participants is before.participants:
+        return  # the hot path (talking, mute): nobody came or went
     earlier = {p.call_sid for p in before.participants}
     now_in = {p.call_sid for p in after.participants}
     for call_sid in sorted(now_in - earlier):
@@ -632,12 +684,23 @@ def _upsert(
         session.add(model(**key, **values))
 
 
+_CONFERENCES = cast(Table, models.Conference.__table__)
+# Core statements, compiled once (SQLAlchemy caches them): the conference row
+# is written once per batch, and an ORM bulk UPDATE costs several times more.
+_UPDATE_CONFERENCE = update(_CONFERENCES).where(_CONFERENCES.c.sid == bindparam("row_sid"))
+_INSERT_CONFERENCE = insert(_CONFERENCES)
+
+
 def _store_conference(room: Room, session: Session, effect: StoreConference, now: datetime) -> None:
     # The engine owns the SequenceNumber: the row is written as the engine has
-    # it, never read first.
+    # it, never read first (UPDATE; INSERT only when there was none).
     row: ConferenceRow = effect.row
     values = {name: getattr(row, name) for name in _CONFERENCE_FIELDS}
-    _upsert(session, models.Conference, {"sid": row.sid}, {**values, "date_updated": now})
+    values["date_updated"] = now
+    connection = session.connection()
+    result = connection.execute(_UPDATE_CONFERENCE, {"row_sid": row.sid, **values})
+    if result.rowcount == 0:
+        connection.execute(_INSERT_CONFERENCE, {"sid": row.sid, **values})
 
 
 def _store_participant(
@@ -653,14 +716,15 @@ def _store_participant(
     _upsert(session, models.Participant, key, {**values, "date_updated": now})
 
 
-def _store_callback(room: Room, session: Session, effect: Callback, now: datetime) -> None:
+def _callback_row(room: Room, effect: Callback, now: datetime) -> CallbackRow:
+    """The outbox row of a Callback effect (inserted with the others of its
+    transaction, see :func:`write_batches`)."""
     sequence = effect.get("SequenceNumber")
-    enqueue(
-        session,
+    return callback_values(
         account_sid=room.state.account_sid,
         url=effect.url,
         method=effect.method.value,
-        params=list(effect.params),
+        params=effect.params,
         kind=f"conference-{effect.kind}",
         conference_sid=room.sid,
         call_sid=effect.get("CallSid"),
@@ -706,11 +770,112 @@ _PARTICIPANT_FIELDS = tuple(
 STORERS: dict[type, Callable[[Room, Session, Any, datetime], None]] = {
     StoreConference: _store_conference,
     StoreParticipant: _store_participant,
-    Callback: _store_callback,
     ReportError: _store_alert,
     RecordingFinished: _store_recording,
 }
-_STORED = tuple(STORERS)
+"""How each row effect is written. Callbacks are the outbox's (:func:`write_batches`)."""
+_STORED = (*STORERS, Callback)
+
+
+def write_batches(
+    sessions: sessionmaker[Session], batches: Iterable[tuple[Room, list[StoredRow]]]
+) -> None:
+    """Write the rows of one or more rooms' batches in ONE transaction.
+
+    Rows go in order, room after room; the callbacks of them all go last, in
+    the same order, as one executemany, so within a conference their ids
+    follow the SequenceNumbers. The ORM rows (a new participant, an alert)
+    are flushed before them.
+    """
+    with transaction(sessions) as session:
+        callbacks: list[CallbackRow] = []
+        for room, rows in batches:
+            for effect, now in rows:
+                if type(effect) is Callback:
+                    callbacks.append(_callback_row(room, effect, now))
+                else:
+                    STORERS[type(effect)](room, session, effect, now)
+        session.flush()
+        insert_callbacks(session.connection(), callbacks)
+
+
+@dataclass(eq=False, slots=True)
+class _Ticket:
+    room: Room
+    rows: list[StoredRow]
+    done: gevent.event.AsyncResult
+
+
+class GroupWriter:
+    """Commits the batches of many rooms together (group commit).
+
+    A room hands its batch's rows to :meth:`store` and waits. The writer's
+    greenlet lets every ready greenlet run first (so the rooms woken by the
+    same burst add their batches), then writes everything pending in one
+    transaction (up to ``row_limit`` rows) and wakes the rooms: a commit and
+    its transaction's overhead are shared by all the rooms of a storm. If the
+    transaction fails, each batch is written alone; a room whose batch fails
+    alone gets the error and stores its first input alone (see Batches).
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], *, row_limit: int = GROUP_ROW_LIMIT):
+        self.sessions = sessions
+        self.row_limit = row_limit
+        self._pending: list[_Ticket] = []
+        self._wake = gevent.event.Event()
+        self._greenlet: gevent.Greenlet | None = None
+
+    def store(self, room: Room, rows: list[StoredRow]) -> None:
+        """Block until ``rows`` are committed; raise what the transaction raised."""
+        ticket = _Ticket(room, rows, gevent.event.AsyncResult())
+        self._pending.append(ticket)
+        if self._greenlet is None or self._greenlet.dead:
+            self._greenlet = gevent.spawn(self._run)
+        self._wake.set()
+        ticket.done.get()
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+
+    def _run(self) -> None:
+        while True:
+            if not self._pending:
+                self._wake.clear()
+                self._wake.wait()
+            # One turn of the hub first: the rooms woken by the same burst (or
+            # by the previous commit) add their batches to this group.
+            gevent.sleep(0)
+            self._commit(self._take())
+
+    def _take(self) -> list[_Ticket]:
+        count = 0
+        rows = 0
+        for ticket in self._pending:
+            if count and rows + len(ticket.rows) > self.row_limit:
+                break
+            count += 1
+            rows += len(ticket.rows)
+        group, self._pending = self._pending[:count], self._pending[count:]
+        return group
+
+    def _commit(self, group: list[_Ticket]) -> None:
+        try:
+            write_batches(self.sessions, [(ticket.room, ticket.rows) for ticket in group])
+        # The room decides what to do (retry its first input alone, or fail
+        # it): the writer itself never stops.
+        except Exception as error:  # noqa: BLE001
+            if len(group) == 1:
+                group[0].done.set_exception(error)
+                return
+            # Whose rows were they? Each batch alone: one room's bad row must
+            # not cost the other rooms anything (in an outage each attempt
+            # fails at once, and every room falls back to its own retry).
+            for ticket in group:
+                self._commit([ticket])
+        else:
+            for ticket in group:
+                ticket.done.set(None)
 
 ACTORS: dict[type, Callable[[Room, Any], None]] = {
     SendApi: Room.send_api,
@@ -746,6 +911,7 @@ class ConferenceService:
             raise ValueError(f"batch_limit must be at least 1, got {batch_limit}")
         self.sessions = sessions
         self.batch_limit = batch_limit
+        self.writer = GroupWriter(sessions)
         self.store_retry_initial = store_retry_initial
         self.store_retry_cap = store_retry_cap
         self.store_retry_log_every = store_retry_log_every
@@ -853,13 +1019,14 @@ class ConferenceService:
     def _wait_outcome(
         self, room: Room, call: CallHandle, outcome: gevent.event.AsyncResult
     ) -> DialOutcome:
-        hangup = gevent.spawn(call.wait_hangup)
+        # The call's own hangup Event, not a greenlet per waiting call (memory per participant).
+        hangup = call.hangup_event
         try:
             while True:
                 if outcome.ready():
                     done: DialOutcome = outcome.get()
                     return done
-                if hangup.ready():
+                if hangup.is_set():
                     room.submit(engine_events.CallHungUp(call.call_sid))
                     # A hung-up call gets no ContinueCall (R7): it is done once it
                     # has left the state (at once when parked, on del-member when
@@ -872,8 +1039,6 @@ class ConferenceService:
                 gevent.wait([outcome, hangup], count=1)
         except gevent.Timeout:
             return DialOutcome(status="completed", hung_up=True)
-        finally:
-            hangup.kill(block=False)
 
     def _room_for(self, account_sid: str, friendly_name: str) -> Room:
         for room in self.rooms.values():
@@ -1000,6 +1165,7 @@ class ConferenceService:
             for timer in room.timers.values():
                 timer.kill(block=False)
             room.worker.kill(block=False)
+        self.writer.stop()
 
 
 def present(state: ConferenceState, call_sid: str) -> bool:

@@ -17,17 +17,30 @@ Theory of operation
   conference.
 * Which events an application asked for (``statusCallbackEvent``) is decided
   here, in one table, so callers may enqueue every event unconditionally.
+* Hot path: the conference service writes a speaker storm's callbacks with
+  :func:`callback_values` and :func:`insert_callbacks`: one ``INSERT``
+  executemany per transaction instead of one ORM flush per row. The
+  statement is SQLAlchemy's own ``INSERT`` compiled once per dialect, and the
+  values go through the columns' own bind processors (the timestamps), but
+  straight to the driver's ``executemany``: SQLAlchemy's per-row parameter
+  handling cost more than SQLite's insert itself. On PostgreSQL through
+  psycopg the rows go with ``COPY ... FROM STDIN`` instead (about 4 µs of
+  CPU per row against 35-40 for psycopg's executemany, and a third of the
+  wall time). The rows are the same, checked the same way, and inserted in
+  list order, so their ids follow the list.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final, cast
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Dialect, Table, bindparam, insert
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from fsconf.errors import WebhookError
@@ -38,10 +51,14 @@ from fsconf.store.times import format_rfc2822, utc_now
 from fsconf.webhooks.signing import Params
 
 __all__ = [
+    "CALLBACK_COLUMNS",
     "CONFERENCE_EVENT_GROUPS",
+    "CallbackRow",
+    "callback_values",
     "enqueue",
     "enqueue_conference_callback",
     "enqueue_recording_callback",
+    "insert_callbacks",
 ]
 
 log = logging.getLogger(__name__)
@@ -83,6 +100,160 @@ def _pairs(params: Params | None) -> list[tuple[str, str]]:
     items = params.items() if isinstance(params, Mapping) else params
     pairs = [(str(name), str(value)) for name, value in items]
     return pairs
+
+
+# The parameters are stored as JSON text; a prebuilt encoder skips json.dumps'
+# per-call option handling (same output: tuples encode as lists).
+_encode_params = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+
+_CALLBACKS = cast(Table, Callback.__table__)
+_CALLBACK_COLUMNS: Final = (
+    "account_sid",
+    "conference_sid",
+    "call_sid",
+    "kind",
+    "sequence_number",
+    "ordering_key",
+    "url",
+    "method",
+    "params",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "created",
+)
+_INSERT_CALLBACKS = insert(_CALLBACKS).values({name: bindparam(name) for name in _CALLBACK_COLUMNS})
+
+
+CallbackRow = tuple[object, ...]
+"""One pending callback's column values, in :data:`CALLBACK_COLUMNS` order."""
+
+CALLBACK_COLUMNS: Final = _CALLBACK_COLUMNS
+
+
+@dataclass(frozen=True, slots=True)
+class _InsertPlan:
+    """The callback INSERT for one dialect: its SQL text, where each driver
+    parameter comes from in a :data:`CallbackRow`, and the bind processors
+    SQLAlchemy would apply (the timestamps: naive UTC text on SQLite)."""
+
+    sql: str
+    order: tuple[int, ...] | None
+    """Row index per positional parameter; None: named parameters."""
+    processed: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+    def bind(self, row: CallbackRow) -> tuple[object, ...] | dict[str, object]:
+        values = list(row)
+        # next_attempt_at and created are the same moment: processed once.
+        last_in: object = None
+        last_out: object = None
+        for index, process in self.processed:
+            value = values[index]
+            if value is not None:
+                if value is not last_in:
+                    last_in, last_out = value, process(value)
+                values[index] = last_out
+        if self.order is None:
+            return dict(zip(_CALLBACK_COLUMNS, values, strict=True))
+        return tuple(values[index] for index in self.order)
+
+
+_PLANS: dict[tuple[str, str, str], _InsertPlan] = {}
+
+
+def _plan_for(dialect: Dialect) -> _InsertPlan:
+    key = (dialect.name, dialect.driver, dialect.paramstyle)
+    plan = _PLANS.get(key)
+    if plan is None:
+        compiled = _INSERT_CALLBACKS.compile(dialect=dialect)
+        order = (
+            tuple(_CALLBACK_COLUMNS.index(name) for name in compiled.positiontup or ())
+            if compiled.positional
+            else None
+        )
+        processors = (
+            (index, _CALLBACKS.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for index, name in enumerate(_CALLBACK_COLUMNS)
+        )
+        processed = tuple((index, p) for index, p in processors if p is not None)
+        plan = _PLANS[key] = _InsertPlan(compiled.string, order, processed)
+    return plan
+
+
+def callback_values(
+    *,
+    account_sid: str,
+    url: str,
+    method: str,
+    params: Sequence[tuple[str, str]],
+    kind: str,
+    conference_sid: str | None,
+    call_sid: str | None,
+    sequence_number: int | None,
+    ordering_key: str | None,
+    now: datetime,
+) -> CallbackRow:
+    """The column values of one pending callback, checked as :func:`enqueue`
+    checks them, for :func:`insert_callbacks`. ``params`` are ``(name, value)``
+    string pairs (the engine's Callback effects carry nothing else)."""
+    verb = method.upper()
+    if verb not in ("GET", "POST"):
+        raise WebhookError(f"callback method must be GET or POST, got {method!r}")
+    if not url:
+        raise WebhookError("callback URL is empty")
+    # In CALLBACK_COLUMNS order (a tuple: a dict per row costs more than the insert).
+    return (
+        account_sid,
+        conference_sid,
+        call_sid,
+        kind,
+        sequence_number,
+        ordering_key,
+        url,
+        verb,
+        _encode_params(params),
+        "pending",
+        0,
+        now,
+        now,
+    )
+
+
+_COPY_CALLBACKS: Final = f"COPY callbacks ({', '.join(_CALLBACK_COLUMNS)}) FROM STDIN"
+
+
+def insert_callbacks(connection: Connection, rows: Sequence[CallbackRow]) -> None:
+    """Insert pending callbacks (from :func:`callback_values`) in the caller's
+    transaction: one executemany (one COPY with psycopg), in list order, so
+    ids follow the list."""
+    if not rows:
+        return
+    try:
+        if connection.dialect.driver == "psycopg":
+            _copy_callbacks(connection, rows)
+        else:
+            plan = _plan_for(connection.dialect)
+            connection.exec_driver_sql(plan.sql, [plan.bind(row) for row in rows])
+    except SQLAlchemyError as error:
+        raise WebhookError(describe_error(error)) from error
+    log.debug("%d callbacks queued", len(rows))
+
+
+def _copy_callbacks(connection: Connection, rows: Sequence[CallbackRow]) -> None:
+    """COPY the rows on the transaction's own psycopg connection (the values
+    need no bind processing there: psycopg takes aware datetimes as is)."""
+    dialect = connection.dialect
+    raw: Any = connection.connection.driver_connection
+    try:
+        with raw.cursor() as cursor, cursor.copy(_COPY_CALLBACKS) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except dialect.loaded_dbapi.Error as error:
+        # As SQLAlchemy would have raised it (OperationalError for a lost
+        # connection...), so the callers' retry rules see the same classes.
+        raise DBAPIError.instance(
+            _COPY_CALLBACKS, None, error, dialect.loaded_dbapi.Error, dialect=dialect
+        ) from error
 
 
 def enqueue(

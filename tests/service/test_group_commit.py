@@ -1,0 +1,460 @@
+"""Group commit: the batches of many rooms share one transaction, same outcome.
+
+Everything is real except FreeSWITCH's ``api`` (a recorder that answers
+``+OK``): the migrated database (SQLite file and PostgreSQL), the engine, one
+:class:`ConferenceService` with several rooms and its writer. Inputs are
+queued while the workers wait, so every worker finds its burst when it wakes;
+the tests wait for results and log lines, never for time.
+
+What must hold (``fsconf.service.conferences``, "Batches"):
+
+* the bursts of several rooms are committed together, and each conference
+  gets exactly the rows and callbacks it gets alone, one input per
+  transaction (SequenceNumbers, order, parameters, conference row);
+* a row that one room's batch cannot store (an integrity error) fails that
+  room's offending input alone: the other rooms of the same transaction, and
+  the room's other inputs, are stored, in order, with no gap;
+* while the database is away every room waits on its own first input, in
+  order, and everything is stored once it is back;
+* the outbox's batch insert (executemany; COPY on PostgreSQL) writes the very
+  rows :func:`enqueue` writes, and its errors keep their SQLAlchemy class (a
+  refused row is an IntegrityError, which no retry outlives).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from fsconf.conference import events as ev
+from fsconf.conference.model import (
+    EngineConfig,
+    ParticipantSettings,
+    StatusCallbackToken,
+    new_conference,
+)
+from fsconf.errors import StoreError, WebhookError
+from fsconf.esl.frames import ApiResponse
+from fsconf.service.conferences import ConferenceService, Room, transient_cause
+from fsconf.store import models, repositories
+from fsconf.store.db import make_engine, make_session_factory, transaction
+from fsconf.store.migrate import upgrade
+from fsconf.webhooks.outbox import callback_values, enqueue, insert_callbacks
+from tests.faults.support import watching_logs
+
+HOOK = "https://app.example/events"
+T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
+CONFIG = EngineConfig(recordings_dir="/rec", public_url="https://fsconf.example")
+ACCOUNT = "AC" + "0" * 31 + "2"
+MEMBERS = 3
+SETTINGS = ParticipantSettings(
+    status_callback=HOOK,
+    status_callback_event=frozenset(StatusCallbackToken),
+    start_conference_on_enter=True,
+)
+WAIT = 10.0
+
+
+def call_sid(n: int) -> str:
+    return f"CA{n:032x}"
+
+
+def call_uuid(n: int) -> str:
+    hexed = f"{n:032x}"
+    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
+
+
+def talking(first_call: int, count: int) -> list[ev.ConferenceInput]:
+    """``count`` talking events, start/stop in turn, round the room's members."""
+    inputs: list[ev.ConferenceInput] = []
+    for index in range(count):
+        sid = call_sid(first_call + (index // 2) % MEMBERS)
+        inputs.append(ev.StartTalking(sid) if index % 2 == 0 else ev.StopTalking(sid))
+    return inputs
+
+
+class Commits:
+    """Counts the commits of a real engine (SQLAlchemy's ``commit`` event)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.count = 0
+        event.listen(engine, "commit", self._on_commit)
+
+    def _on_commit(self, _connection: Any) -> None:
+        self.count += 1
+
+    def close(self) -> None:
+        event.remove(self.engine, "commit", self._on_commit)
+
+
+class Rooms:
+    """One service; ``rooms`` conferences, each with MEMBERS callers in its room."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], names: list[str], *, batch_limit: int = 64
+    ) -> None:
+        self.sessions = sessions
+        self.notified = 0
+        ticks = itertools.count()
+        self.service = ConferenceService(
+            sessions=sessions,
+            api=lambda _command: ApiResponse("+OK\n", {}),
+            config=CONFIG,
+            clock=lambda: T0 + timedelta(milliseconds=next(ticks)),
+            notify_callbacks=self.notify,
+            store_retry_initial=0.01,
+            store_retry_cap=0.05,
+            batch_limit=batch_limit,
+        )
+        self.rooms: list[Room] = []
+        self.first_call: list[int] = []
+        for index, name in enumerate(names):
+            first = 1 + 100 * index
+            with sessions.begin() as session:
+                repositories.ensure_account(session, sid=ACCOUNT, auth_token="t" * 32)
+                for n in range(first, first + MEMBERS):
+                    if repositories.get_call(session, sid=call_sid(n)) is None:
+                        repositories.create_call(session, sid=call_sid(n), account_sid=ACCOUNT)
+                row, _created = repositories.get_or_create_active_conference(
+                    session, account_sid=ACCOUNT, friendly_name=name
+                )
+                sid = row.sid
+            room = self.service.adopt(new_conference(sid, ACCOUNT, name, CONFIG))
+            for n in range(first, first + MEMBERS):
+                room.submit(
+                    ev.ParticipantArrived(call_sid(n), call_uuid(n), ACCOUNT, name, SETTINGS)
+                ).get(timeout=WAIT)
+            for n in range(first, first + MEMBERS):
+                room.submit(ev.MemberAdded(call_sid(n), n)).get(timeout=WAIT)
+            self.rooms.append(room)
+            self.first_call.append(first)
+        self.setup_callbacks = [room.state.sequence_number for room in self.rooms]
+
+    def notify(self) -> None:
+        self.notified += 1
+
+    def callbacks(self, room: Room) -> list[tuple[Any, ...]]:
+        """The room's outbox rows in id order, its own SID, name and calls masked."""
+        first = self.first_call[self.rooms.index(room)]
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(models.Callback)
+                .where(models.Callback.conference_sid == room.sid)
+                .order_by(models.Callback.id)
+            ).all()
+            masked = []
+            for row in rows:
+                params = [
+                    (name, _mask(name, value, first))
+                    for name, value in json.loads(row.params)
+                    if name not in ("Timestamp",)
+                ]
+                masked.append((row.sequence_number, row.kind, params))
+            return masked
+
+    def conference_row(self, room: Room) -> models.Conference:
+        with self.sessions() as session:
+            row = session.get(models.Conference, room.sid)
+            assert row is not None
+            return row
+
+    def close(self) -> None:
+        self.service.stop()
+
+
+def _mask(name: str, value: str, first_call: int) -> str:
+    if name in ("ConferenceSid", "FriendlyName"):
+        return "-"
+    if name == "CallSid":
+        return f"member {int(value[2:], 16) - first_call}"
+    return value
+
+
+@pytest.fixture
+def made() -> Iterator[list[Rooms]]:
+    """Services to stop after the test (before the database goes)."""
+    services: list[Rooms] = []
+    yield services
+    for rooms in services:
+        rooms.close()
+
+
+def test_the_bursts_of_many_rooms_share_one_transaction(session_factory, made):
+    alone = Rooms(session_factory, ["alone"], batch_limit=1)
+    together = Rooms(session_factory, [f"room {n}" for n in range(5)])
+    made += [alone, together]
+    engine = session_factory.kw["bind"]
+    burst = 40
+    for input_ in talking(alone.first_call[0], burst):
+        alone.rooms[0].submit(input_).get(timeout=WAIT)
+    expected = alone.callbacks(alone.rooms[0])
+
+    commits = Commits(engine)
+    notified = together.notified
+    try:
+        results = []
+        for room, first in zip(together.rooms, together.first_call, strict=True):
+            inputs = talking(first, burst)
+            for input_ in inputs[:-1]:
+                room.put(input_)
+            results.append(room.submit(inputs[-1]))
+        states = [result.get(timeout=WAIT) for result in results]
+    finally:
+        commits.close()
+
+    # Five rooms' bursts of 40: one transaction, where one per room per batch
+    # (or per input) would be five or more.
+    assert commits.count == 1
+    for room, state in zip(together.rooms, states, strict=True):
+        assert together.callbacks(room) == expected
+        numbers = [row[0] for row in together.callbacks(room)]
+        assert numbers == list(range(1, len(expected) + 1))
+        assert state.sequence_number == len(expected)
+        assert together.conference_row(room).sequence_number == len(expected)
+    # the delivery worker is still told once per stored input with callbacks
+    assert together.notified - notified == 5 * burst
+
+
+def test_a_row_one_room_cannot_store_fails_that_input_alone(session_factory, made):
+    rooms = Rooms(session_factory, ["good", "bad"])
+    made.append(rooms)
+    good, bad = rooms.rooms
+    good_inputs = talking(rooms.first_call[0], 10)
+    before_bad = talking(rooms.first_call[1], 5)
+    after_bad = talking(rooms.first_call[1], 4)
+    # A caller with no calls row: its participant row breaks the foreign key.
+    stranger = ev.ParticipantArrived(call_sid(999), call_uuid(999), ACCOUNT, "bad", SETTINGS)
+
+    for input_ in good_inputs[:-1]:
+        good.put(input_)
+    last_good = good.submit(good_inputs[-1])
+    for input_ in before_bad:
+        bad.put(input_)
+    refused = bad.submit(stranger)
+    for input_ in after_bad[:-1]:
+        bad.put(input_)
+    last_bad = bad.submit(after_bad[-1])
+
+    with pytest.raises(StoreError):
+        refused.get(timeout=WAIT)
+    last_good.get(timeout=WAIT)
+    state = last_bad.get(timeout=WAIT)
+
+    good_events = [dict(row[2])["StatusCallbackEvent"] for row in rooms.callbacks(good)]
+    start = rooms.setup_callbacks[0]
+    assert good_events[start:] == ["participant-speech-start", "participant-speech-stop"] * 5
+    stored = rooms.callbacks(bad)
+    start = rooms.setup_callbacks[1]
+    # the stranger's join is not there; everything else is, with no gap
+    assert [dict(row[2])["StatusCallbackEvent"] for row in stored[start:]] == [
+        "participant-speech-start",
+        "participant-speech-stop",
+        "participant-speech-start",
+        "participant-speech-stop",
+        "participant-speech-start",
+        "participant-speech-start",
+        "participant-speech-stop",
+        "participant-speech-start",
+        "participant-speech-stop",
+    ]
+    assert [row[0] for row in stored] == list(range(1, len(stored) + 1))
+    assert state.sequence_number == len(stored)
+    assert state.find(call_sid(999)) is None
+    assert rooms.conference_row(bad).sequence_number == len(stored)
+
+
+@pytest.fixture
+def sqlite_sessions(tmp_path) -> Iterator[sessionmaker[Session]]:
+    url = f"sqlite:///{tmp_path}/outage.db"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+def set_read_only(engine: Engine, read_only: bool) -> None:
+    """SQLite read-only on fsconf's one pooled connection: every write fails
+    with OperationalError, as when the file is read-only or locked."""
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.execute(f"PRAGMA query_only={int(read_only)}")
+    finally:
+        raw.close()
+
+
+def test_while_the_database_is_away_every_room_waits_in_order(sqlite_sessions, made):
+    engine = sqlite_sessions.kw["bind"]
+    rooms = Rooms(sqlite_sessions, ["first", "second"])
+    made.append(rooms)
+    inputs = [talking(first, 8) for first in rooms.first_call]
+    with watching_logs() as logs:
+        set_read_only(engine, True)
+        results = []
+        for room, mine in zip(rooms.rooms, inputs, strict=True):
+            for input_ in mine[:-1]:
+                room.put(input_)
+            results.append(room.submit(mine[-1]))
+        for room in rooms.rooms:
+            logs.wait_for(lambda text, sid=room.sid: text.startswith(f"{sid}: waiting"), WAIT)
+        # each room retries its first input alone; the rest wait, unapplied, in order
+        for room, mine in zip(rooms.rooms, inputs, strict=True):
+            assert [item.event for item in room.queue.queue] == mine[1:]
+        assert not any(result.ready() for result in results)
+        set_read_only(engine, False)
+        for result in results:
+            result.get(timeout=WAIT)
+        lines = list(logs.lines)
+
+    for index, room in enumerate(rooms.rooms):
+        waiting = [line for line in lines if line.startswith(f"{room.sid}: waiting")]
+        assert waiting == [
+            f"{room.sid}: waiting for the database to store 1 rows and 1 callbacks: "
+            "OperationalError"
+        ]
+        stored = rooms.callbacks(room)
+        assert [row[0] for row in stored] == list(range(1, len(stored) + 1))
+        events = [dict(row[2])["StatusCallbackEvent"] for row in stored]
+        start = rooms.setup_callbacks[index]
+        assert events[start:] == ["participant-speech-start", "participant-speech-stop"] * 4
+
+
+def test_a_lone_input_is_logged_as_waiting_after_one_failed_attempt(sqlite_sessions, made):
+    """The writer's failed attempt counts: with SQLite locked by another
+    process each attempt costs a busy timeout, so a second one before saying
+    what we wait for would double the silence."""
+    engine = sqlite_sessions.kw["bind"]
+    rooms = Rooms(sqlite_sessions, ["lone"])
+    made.append(rooms)
+    room = rooms.rooms[0]
+    attempts: list[int] = []
+
+    def on_error(_context: Any) -> None:
+        attempts.append(1)  # one driver error per failed attempt
+
+    event.listen(engine, "handle_error", on_error)
+    try:
+        with watching_logs() as logs:
+            set_read_only(engine, True)
+            result = room.submit(talking(rooms.first_call[0], 1)[0])
+            logs.wait_for(lambda text: text.startswith(f"{room.sid}: waiting"), WAIT)
+            at_the_log = len(attempts)
+            set_read_only(engine, False)
+            state = result.get(timeout=WAIT)
+    finally:
+        event.remove(engine, "handle_error", on_error)
+    assert at_the_log == 1
+    assert state.sequence_number == rooms.setup_callbacks[0] + 1
+
+
+def test_the_batch_insert_writes_the_rows_enqueue_writes(session_factory):
+    with transaction(session_factory) as session:
+        repositories.ensure_account(session, sid=ACCOUNT, auth_token="t" * 32)
+        conference, _created = repositories.get_or_create_active_conference(
+            session, account_sid=ACCOUNT, friendly_name="rows"
+        )
+        sid = conference.sid
+    params = (("Name", 'é ü "quoted" \u2028'), ("SequenceNumber", "7"))
+    moments = [T0, T0 + timedelta(microseconds=123456)]
+    for now in moments:
+        values: dict[str, Any] = {
+            "account_sid": ACCOUNT,
+            "url": HOOK,
+            "method": "post",
+            "params": params,
+            "kind": "conference-status",
+            "conference_sid": sid,
+            "call_sid": None,
+            "sequence_number": 7,
+            "ordering_key": sid,
+            "now": now,
+        }
+        with transaction(session_factory) as session:
+            enqueue(session, **values)
+            insert_callbacks(session.connection(), [callback_values(**values)])
+
+    with session_factory() as session:
+        rows = session.scalars(select(models.Callback).order_by(models.Callback.id)).all()
+        columns = [c.key for c in models.Callback.__table__.columns if c.key != "id"]
+        pairs = [
+            ({c: getattr(a, c) for c in columns}, {c: getattr(b, c) for c in columns})
+            for a, b in zip(rows[::2], rows[1::2], strict=True)
+        ]
+    assert len(pairs) == 2
+    for by_orm, by_executemany in pairs:
+        assert by_executemany == by_orm
+    assert [orm["created"] for orm, _raw in pairs] == moments
+    assert pairs[0][0]["params"] == json.dumps(
+        [list(pair) for pair in params], ensure_ascii=False
+    )
+
+
+def test_a_row_the_batch_insert_cannot_store_is_an_integrity_error(session_factory):
+    with transaction(session_factory) as session:
+        repositories.ensure_account(session, sid=ACCOUNT, auth_token="t" * 32)
+    orphan = callback_values(
+        account_sid=ACCOUNT,
+        url=HOOK,
+        method="POST",
+        params=(("Name", "value"),),
+        kind="conference-status",
+        conference_sid="CF" + "f" * 32,  # no such conference: the foreign key refuses it
+        call_sid=None,
+        sequence_number=1,
+        ordering_key="CF" + "f" * 32,
+        now=T0,
+    )
+    with pytest.raises(WebhookError) as caught, transaction(session_factory) as session:
+        insert_callbacks(session.connection(), [orphan])
+    assert isinstance(caught.value.__cause__, IntegrityError)
+    assert transient_cause(caught.value) is None
+    with session_factory() as session:
+        assert session.scalars(select(models.Callback)).all() == []
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_during_the_copy_is_a_transient_error(db_backend, session_factory):
+    if db_backend != "postgres":
+        pytest.skip("COPY is the psycopg path")
+    with transaction(session_factory) as session:
+        repositories.ensure_account(session, sid=ACCOUNT, auth_token="t" * 32)
+        conference, _created = repositories.get_or_create_active_conference(
+            session, account_sid=ACCOUNT, friendly_name="lost"
+        )
+        sid = conference.sid
+    row = callback_values(
+        account_sid=ACCOUNT,
+        url=HOOK,
+        method="POST",
+        params=(("Name", "value"),),
+        kind="conference-status",
+        conference_sid=sid,
+        call_sid=None,
+        sequence_number=1,
+        ordering_key=sid,
+        now=T0,
+    )
+    engine = session_factory.kw["bind"]
+    with engine.connect() as connection:
+        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        # The server ends this session (as when it restarts): the COPY meets a
+        # closed connection.
+        with engine.connect() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        with pytest.raises(WebhookError) as caught:
+            insert_callbacks(connection, [row])
+        connection.invalidate()  # it is dead: no rollback on the way out
+    # The driver's error under SQLAlchemy's class for it, as a statement's
+    # would be: the rooms retry it (an outage), they do not fail the input.
+    assert isinstance(caught.value.__cause__, OperationalError)
+    assert transient_cause(caught.value) is caught.value.__cause__
