@@ -206,6 +206,9 @@ class CallService:
             if not session.hungup:
                 session.hangup("CALL_REJECTED")
             return
+        # Everything the call needs from the connect data is in its
+        # CallParams now; the rest would stay for the whole call.
+        session.keep_channel_data()
         call_sid = application.call.call_sid
         runner = CallRunner(
             session,

@@ -35,8 +35,30 @@ if TYPE_CHECKING:
 ROOM_SUBCLASS = "conference::maintenance"
 
 
+_SETTINGS: dict[ParticipantSettings, ParticipantSettings] = {}
+"""Equal settings -> one shared object (they are immutable)."""
+_SETTINGS_MAX = 4096
+
+
 def participant_settings(dial: Dial, noun: Conference) -> ParticipantSettings:
-    """What one ``<Dial><Conference>`` asked for, in the engine's types."""
+    """What one ``<Dial><Conference>`` asked for, in the engine's types.
+
+    Callers of one application send the same document: each participant gets
+    the one settings object its equals share, not its own (with its two
+    frozensets, ~1.2 KB for as long as the conference keeps the participant,
+    departed ones included: memory per participant).
+    """
+    settings = _settings(dial, noun)
+    shared = _SETTINGS.get(settings)
+    if shared is not None:
+        return shared
+    if len(_SETTINGS) >= _SETTINGS_MAX:
+        _SETTINGS.clear()
+    _SETTINGS[settings] = settings
+    return settings
+
+
+def _settings(dial: Dial, noun: Conference) -> ParticipantSettings:
     events = noun.status_callback_event or frozenset()
     return ParticipantSettings(
         muted=noun.muted,

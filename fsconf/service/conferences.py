@@ -266,7 +266,7 @@ class Room:
         self.calls: dict[str, CallHandle] = {}
         self.outcomes: dict[str, gevent.event.AsyncResult] = {}
         self.audio: dict[str, Any] = {}
-        self.timers: dict[str, gevent.Greenlet] = {}
+        self.timers: dict[str, Any] = {}  # timer_id -> a started loop timer
         self.worker = gevent.spawn(self._run)
 
     @property
@@ -553,19 +553,25 @@ class Room:
 
     def start_timer(self, effect: StartTimer) -> None:
         self.cancel_timer(CancelTimer(effect.timer_id))
-        event = engine_events.TimerFired(effect.timer_id)
-        self.timers[effect.timer_id] = gevent.spawn_later(
-            effect.seconds, self._fire, effect.timer_id, event
-        )
+        # A bare loop timer, not gevent.spawn_later: every participant has one
+        # (its time limit) for its whole stay, and a greenlet per timer costs
+        # about 1 KB more. Its callback runs in the hub, so it must not block:
+        # the room's queue is unbounded, put() never waits.
+        timer = gevent.get_hub().loop.timer(max(effect.seconds, 0.0))
+        timer.start(self._fire, effect.timer_id, timer)
+        self.timers[effect.timer_id] = timer
 
-    def _fire(self, timer_id: str, event: engine_events.TimerFired) -> None:
-        self.timers.pop(timer_id, None)
-        self.put(event)
+    def _fire(self, timer_id: str, timer: Any) -> None:
+        # A restarted timer has replaced this one: only the current one fires.
+        if self.timers.get(timer_id) is not timer:
+            return
+        self.timers.pop(timer_id).close()
+        self.put(engine_events.TimerFired(timer_id))
 
     def cancel_timer(self, effect: CancelTimer) -> None:
         timer = self.timers.pop(effect.timer_id, None)
         if timer is not None:
-            timer.kill(block=False)
+            timer.close()  # stops it: its callback will not run
 
     def call_left(self, call_sid: str) -> None:
         """The call's join() returned without the engine's say (hangup, error)."""
@@ -1163,7 +1169,7 @@ class ConferenceService:
     def stop(self) -> None:
         for room in list(self.rooms.values()):
             for timer in room.timers.values():
-                timer.kill(block=False)
+                timer.close()
             room.worker.kill(block=False)
         self.writer.stop()
 
