@@ -72,7 +72,6 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-import uuid as uuid_module  # noqa: E402
 from collections import Counter, defaultdict  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
@@ -93,6 +92,7 @@ from bench.pipeline import (  # noqa: E402
     TIMEOUT,
     Receiver,
     Storm,
+    SwitchDriver,
     Talkers,
     check_order,
     database_for,
@@ -181,11 +181,11 @@ def serve_environment(database_url: str, switch: FakeSwitch, account_sid: str,
 
 
 @dataclass
-class LoadStack:
+class LoadStack(SwitchDriver):
     """The FakeSwitch here, fsconf serve and the receiver in their own processes.
 
-    Duck-types :class:`bench.pipeline.Stack` where :func:`bench.pipeline.generate`
-    and :class:`bench.pipeline.Talkers` need it (``switch``, ``rooms``, ``inbound``).
+    Shares :class:`bench.pipeline.SwitchDriver` with :class:`bench.pipeline.Stack`, which is
+    what :func:`bench.pipeline.generate` and :class:`bench.pipeline.Talkers` use.
     """
 
     switch: FakeSwitch
@@ -207,32 +207,9 @@ class LoadStack:
     _seen: int = 0
 
     def call(self, room: str) -> str:
-        placed = time.monotonic()
-        # The returned uuid is the B-leg, the channel fsconf controls (CallSid).
-        uuid = self.switch.place_call(
-            self.outbound,
-            caller_id_number=f"+1555{len(self.placed) + 1:07d}",
-            caller_id_name="Bench",
-            destination="+15550100",
-            variables={"fsconf_voice_url": self.receiver.voice_url(room)},
-            uuid=str(uuid_module.uuid4()),
-        )
-        call_sid = "CA" + uuid.replace("-", "")
-        self.placed[call_sid] = placed
+        call_sid = super().call(room)
         self.room_of[call_sid] = room
-        self.rooms.setdefault(room, []).append(uuid)
         return call_sid
-
-    def inbound(self) -> Any:
-        """The FakeSwitch side of fsconf's inbound ESL connection."""
-        found = [c for c in self.switch.connections if not c.outbound and c.format]
-        if len(found) != 1:
-            raise RuntimeError(f"expected one subscribed inbound connection, got {len(found)}")
-        return found[0]
-
-    def in_room(self, uuid: str) -> bool:
-        channel = self.switch.channels.get(uuid)
-        return channel is not None and channel.member is not None
 
     def refresh_joined(self) -> None:
         """Learn the new participant-join callbacks from the receiver."""

@@ -250,23 +250,21 @@ class CommitCounter:
         return self.last
 
 
-@dataclass
-class Stack:
+class SwitchDriver:
+    """Calls placed and rooms watched through the FakeSwitch (shared by the benches'
+    stacks, which provide ``switch``, ``receiver``, ``outbound``, ``placed`` and ``rooms``)."""
+
     switch: FakeSwitch
-    app: Fsconf
     receiver: Receiver
-    commits: CommitCounter
-    account_sid: str
-    rooms: dict[str, list[str]] = field(default_factory=dict)
-    """FriendlyName -> the B-leg uuids of its members, in join order."""
-    placed: dict[str, float] = field(default_factory=dict)
-    """CallSid -> time.monotonic() when the call was placed."""
+    outbound: tuple[str, int]
+    placed: dict[str, float]
+    rooms: dict[str, list[str]]
 
     def call(self, room: str) -> str:
         placed = time.monotonic()
         # The returned uuid is the B-leg, the channel fsconf controls (CallSid).
         uuid = self.switch.place_call(
-            self.app.outbound.address,
+            self.outbound,
             caller_id_number=f"+1555{len(self.placed) + 1:07d}",
             caller_id_name="Bench",
             destination="+15550100",
@@ -288,6 +286,23 @@ class Stack:
     def in_room(self, uuid: str) -> bool:
         channel = self.switch.channels.get(uuid)
         return channel is not None and channel.member is not None
+
+
+@dataclass
+class Stack(SwitchDriver):
+    switch: FakeSwitch
+    app: Fsconf
+    receiver: Receiver
+    commits: CommitCounter
+    account_sid: str
+    rooms: dict[str, list[str]] = field(default_factory=dict)
+    """FriendlyName -> the B-leg uuids of its members, in join order."""
+    placed: dict[str, float] = field(default_factory=dict)
+    """CallSid -> time.monotonic() when the call was placed."""
+
+    @property
+    def outbound(self) -> tuple[str, int]:
+        return self.app.outbound.address
 
     def engine_has(self, call_sid: str) -> bool:
         """fsconf's engine holds the participant (parked or in the room)."""

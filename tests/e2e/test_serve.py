@@ -11,10 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import gevent
@@ -27,60 +24,7 @@ from sqlalchemy.pool import NullPool
 from fsconf.demo import CustomerApp, Received
 from fsconf.store import models
 from fsconf.testing import FakeSwitch
-
-SERVE = [sys.executable, "-c", "from fsconf.entry import main; main()", "serve"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Serve:
-    """One ``fsconf serve`` subprocess, its output collected line by line."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.lines: list[str] = []
-        self._new_line = gevent.event.Event()
-        self.process = subprocess.Popen(
-            SERVE,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self._reader = gevent.spawn(self._read)
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-            self._new_line.set()
-            self._new_line.clear()
-        self._new_line.set()
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_line(self, predicate: Callable[[str], bool], timeout: float = 10.0) -> str:
-        with gevent.Timeout(timeout, False):
-            while True:
-                for line in self.lines:
-                    if predicate(line):
-                        return line
-                if self._reader.dead:
-                    break
-                self._new_line.wait()
-        raise AssertionError(f"no such log line; output so far:\n{self.output}")
-
-    def stop(self, timeout: float = 10.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=timeout)
-        self._reader.join(timeout)
-        return code
+from tests.serve_process import ServeProcess, free_port
 
 
 @pytest.fixture
@@ -143,7 +87,7 @@ def test_serve_migrates_takes_a_call_and_stops_on_sigterm_flushing_the_outbox(
     # behind it is still in the outbox when SIGTERM arrives.
     release = gevent.event.Event()
     customer.on_request = lambda r: release.wait() if r.path == "/events" else None
-    serve = Serve(env)
+    serve = ServeProcess(env)
     try:
         serve.wait_line(lambda line: "fsconf started" in line)
         serve.wait_line(lambda line: "connected (core" in line)
@@ -196,7 +140,7 @@ def test_serve_migrates_takes_a_call_and_stops_on_sigterm_flushing_the_outbox(
 
 def test_a_bad_database_url_stops_serve_with_one_line(workdir, switch, customer):
     env = environment(workdir, switch, customer, FSCONF_DATABASE_URL="nosuchdb://user:pw@x/y")
-    serve = Serve(env)
+    serve = ServeProcess(env)
     code = serve.process.wait(timeout=30)  # exits by itself: no signal is sent
     serve.stop()
     assert code == 1
@@ -207,7 +151,7 @@ def test_an_unreachable_freeswitch_does_not_stop_serve(workdir, switch, customer
     env = environment(
         workdir, switch, customer, FSCONF_ESL=f"127.0.0.1:{free_port()}:{switch.password}"
     )
-    serve = Serve(env)
+    serve = ServeProcess(env)
     try:
         serve.wait_line(lambda line: "fsconf started" in line)
         waiting = serve.wait_line(lambda line: "reconnecting in" in line)

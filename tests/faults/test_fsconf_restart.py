@@ -45,8 +45,9 @@ from sqlalchemy.pool import NullPool
 from fsconf.demo import CustomerApp, Received
 from fsconf.store import models
 from fsconf.testing import FakeSwitch
-from tests.e2e.test_serve import Serve, environment
+from tests.e2e.test_serve import environment
 from tests.faults.support import conference_twiml, events_named, uuid_of
+from tests.serve_process import ServeProcess
 
 
 @pytest.fixture
@@ -94,8 +95,8 @@ def test_sigkill_mid_conference_then_restart(tmp_path: Path, switch, customer, c
     customer.on_request = hold
     host, port = env["FSCONF_OUTBOUND_LISTEN"].rsplit(":", 1)
     address = (host, int(port))
-    first = Serve(env)
-    second: Serve | None = None
+    first = ServeProcess(env)
+    second: ServeProcess | None = None
     try:
         first.wait_line(lambda line: "connected (core" in line)
         a1 = call(switch, address, customer, "/kept", "+15551230001")
@@ -121,7 +122,7 @@ def test_sigkill_mid_conference_then_restart(tmp_path: Path, switch, customer, c
         switch.wait_until(lambda: rooms_with(switch, [2]), timeout=5)
         gate.set()
 
-        second = Serve(env)
+        second = ServeProcess(env)
         second.wait_line(lambda line: "connected (core" in line)
         assert customer.wait_for(lambda r: len(events_named(r, "conference-end")) >= 1)
         switch.hangup(uuid_of(a2))

@@ -34,14 +34,8 @@ from sqlalchemy.pool import NullPool
 from fsconf.demo import CustomerApp, Received
 from fsconf.store import models
 from fsconf.testing import FakeSwitch
-from tests.faults.support import (
-    ServeProcess,
-    SqliteLockHolder,
-    conference_twiml,
-    events_named,
-    free_port,
-    has,
-)
+from tests.faults.support import SqliteLockHolder, conference_twiml, events_named, has
+from tests.serve_process import ServeProcess, free_port
 
 WAITING = re.compile(
     r"(CF[0-9a-f]{32}): waiting for the database to store (\d+) rows and (\d+) callbacks: "
