@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 import gevent
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fsconf.calls.audio import AudioConfig
@@ -65,6 +64,7 @@ from fsconf.store import (
     transaction,
     update_call_status,
 )
+from fsconf.store.db import transient_cause
 
 logger = logging.getLogger(__name__)
 
@@ -81,25 +81,11 @@ _TO_HEADERS = (
 )
 
 
-TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
-"""Driver errors a retry can outlive (the conference service's list)."""
 STORE_RETRY_INITIAL = 0.05
 STORE_RETRY_CAP = 1.0
 STORE_RETRY_LOG_EVERY = 10.0
 
 T = TypeVar("T")
-
-
-def transient_cause(error: BaseException) -> BaseException | None:
-    """The transient driver error behind a :class:`StoreError`, or None."""
-    current: BaseException | None = error
-    for _ in range(8):
-        if current is None:
-            return None
-        if isinstance(current, TRANSIENT_DB_ERRORS):
-            return current
-        current = current.__cause__ or current.__context__
-    return None
 
 
 def until_stored(

@@ -128,7 +128,6 @@ import gevent.event
 import gevent.queue
 from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fsconf.calls.gateway import CallHandle
@@ -172,7 +171,7 @@ from fsconf.esl.frames import ApiResponse, Event
 from fsconf.service.adapt import engine_input, participant_settings, room_of
 from fsconf.service.trim import trim_silence
 from fsconf.store import models, repositories
-from fsconf.store.db import transaction
+from fsconf.store.db import causes, transaction, transient_cause
 from fsconf.store.ids import new_sid
 from fsconf.store.times import utc_now
 from fsconf.webhooks.outbox import CallbackRow, callback_values, insert_callbacks
@@ -183,20 +182,6 @@ _ANNOUNCE_ID = re.compile(r"\{fsconf_announce=([A-Za-z0-9]+)")
 
 RECORDING_PAUSES = {"pause-recording": "paused", "resume-recording": "in-progress"}
 """conference::maintenance Actions that change a recording row's status."""
-
-TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
-"""Driver errors that a retry can outlive: connection refused or lost, server
-restarting, SQLite locked or read-only. Integrity and programming errors are not."""
-
-
-def transient_cause(error: BaseException) -> BaseException | None:
-    """The transient driver error behind ``error`` (a StoreError, or the
-    outbox's WebhookError around a failed flush), or None."""
-    for cause in _causes(error):
-        if isinstance(cause, TRANSIENT_DB_ERRORS):
-            return cause
-    return None
-
 
 BATCH_LIMIT = 64
 """The most inputs a room applies and stores in one batch (see Batches).
@@ -1191,17 +1176,8 @@ class EntryRefused(FsconfError):
 
 
 def _is_label_conflict(error: BaseException) -> bool:
-    text = " ".join(str(e) for e in _causes(error))
+    text = " ".join(str(e) for e in causes(error))
     return "uq_participants_present_label" in text or "participants.label" in text
-
-
-def _causes(error: BaseException) -> list[BaseException]:
-    chain: list[BaseException] = []
-    current: BaseException | None = error
-    while current is not None and len(chain) < 8:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
 
 
 def describe_input(event: object) -> str:

@@ -55,7 +55,7 @@ from typing import Any
 import gevent
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -65,11 +65,14 @@ __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_SQLITE_SYNCHRONOUS",
     "SQLITE_SYNCHRONOUS_LEVELS",
+    "TRANSIENT_DB_ERRORS",
+    "causes",
     "database_url_from_env",
     "describe_error",
     "make_engine",
     "make_session_factory",
     "transaction",
+    "transient_cause",
 ]
 
 log = logging.getLogger(__name__)
@@ -227,3 +230,27 @@ def transaction(session_factory: SessionFactory) -> Iterator[Session]:
         raise StoreError(describe_error(error)) from error
     finally:
         session.close()
+
+
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
+"""Driver errors that a retry can outlive: connection refused or lost, server
+restarting, SQLite locked or read-only. Integrity and programming errors are not."""
+
+
+def causes(error: BaseException) -> list[BaseException]:
+    """``error`` and what it was raised from or during, outermost first (at most 8)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and len(chain) < 8:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def transient_cause(error: BaseException) -> BaseException | None:
+    """The transient driver error behind ``error`` (a :class:`StoreError`, or an
+    error wrapped around a failed flush), or None."""
+    for cause in causes(error):
+        if isinstance(cause, TRANSIENT_DB_ERRORS):
+            return cause
+    return None
