@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import socket
 import ssl
 from dataclasses import dataclass
@@ -77,6 +78,11 @@ _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 # no trip through the hub (gevent's patched select would schedule a timer).
 _select = monkey.get_original("select", "select")
 
+
+#: A path and query the lean client sends as they are: printable ASCII, no space.
+#: Anything else (a space, unicode) goes to requests, which percent-encodes it as it
+#: always has, rather than onto the request line raw.
+_PLAIN_TARGET = re.compile(r"[!-~]*\Z")
 
 class HttpResponseError(WebhookError):
     """The server's answer is not HTTP/1.x we can frame (or it exceeds a cap)."""
@@ -257,7 +263,7 @@ class Transport:
                 self.close()
                 self._routes.clear()
             self._routes[key] = route
-        if route.origin is not None:
+        if route.origin is not None and _PLAIN_TARGET.match(parts.path + parts.query):
             reply = self._send_lean(route, method, parts, headers, body, timeout)
             if reply is not None:
                 return reply

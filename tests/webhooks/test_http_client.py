@@ -448,3 +448,27 @@ def test_tls_verifies_against_the_sessions_ca_bundle_and_keeps_alive(
     transport = Transport(session, maxsize=2, max_body=1024)
     assert [post(transport, server.url(scheme="https")).status_code for _ in range(3)] == [200] * 3
     assert (len(seen), server.connections) == (3, 1)
+
+
+def test_a_target_with_a_space_goes_out_percent_encoded_never_raw(
+    servers: Callable[..., Scripted],
+) -> None:
+    """A statusCallback URL with a space or unicode in its path is sent the way requests
+    always sent it (percent-encoded), not written raw onto the request line."""
+    seen: list[bytes] = []
+    server = servers(recording(seen, answer_each()))
+    transport = Transport(requests.Session(), maxsize=4, max_body=64 * 1024)
+    try:
+        for path in ("/my hook", "/caf\u00e9"):
+            reply = post(transport, server.url(path))
+            assert (reply.status_code, reply.error) == (200, None)
+        plain = post(transport, server.url("/plain"))
+        assert plain.status_code == 200
+    finally:
+        transport.close()
+    request_lines = [request.split(b"\r\n", 1)[0] for request in seen]
+    assert request_lines == [
+        b"POST /my%20hook HTTP/1.1",
+        b"POST /caf%C3%A9 HTTP/1.1",
+        b"POST /plain HTTP/1.1",
+    ]
