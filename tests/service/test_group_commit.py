@@ -26,74 +26,40 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fsconf.conference import events as ev
 from fsconf.conference.model import (
-    EngineConfig,
-    ParticipantSettings,
-    StatusCallbackToken,
     new_conference,
 )
 from fsconf.errors import StoreError, WebhookError
 from fsconf.esl.frames import ApiResponse
-from fsconf.service.conferences import ConferenceService, Room, transient_cause
+from fsconf.service.conferences import ConferenceService, Room
 from fsconf.store import models, repositories
-from fsconf.store.db import make_engine, make_session_factory, transaction
-from fsconf.store.migrate import upgrade
+from fsconf.store.db import transaction, transient_cause
 from fsconf.webhooks.outbox import callback_values, enqueue, insert_callbacks
 from tests.faults.support import watching_logs
-
-HOOK = "https://app.example/events"
-T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
-CONFIG = EngineConfig(recordings_dir="/rec", public_url="https://fsconf.example")
-ACCOUNT = "AC" + "0" * 31 + "2"
-MEMBERS = 3
-SETTINGS = ParticipantSettings(
-    status_callback=HOOK,
-    status_callback_event=frozenset(StatusCallbackToken),
-    start_conference_on_enter=True,
+from tests.service.support import (
+    CONFIG,
+    HOOK,
+    MEMBERS,
+    SETTINGS,
+    T0,
+    WAIT,
+    Commits,
+    call_sid,
+    call_uuid,
+    set_read_only,
+    talking,
 )
-WAIT = 10.0
 
-
-def call_sid(n: int) -> str:
-    return f"CA{n:032x}"
-
-
-def call_uuid(n: int) -> str:
-    hexed = f"{n:032x}"
-    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
-
-
-def talking(first_call: int, count: int) -> list[ev.ConferenceInput]:
-    """``count`` talking events, start/stop in turn, round the room's members."""
-    inputs: list[ev.ConferenceInput] = []
-    for index in range(count):
-        sid = call_sid(first_call + (index // 2) % MEMBERS)
-        inputs.append(ev.StartTalking(sid) if index % 2 == 0 else ev.StopTalking(sid))
-    return inputs
-
-
-class Commits:
-    """Counts the commits of a real engine (SQLAlchemy's ``commit`` event)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.count = 0
-        event.listen(engine, "commit", self._on_commit)
-
-    def _on_commit(self, _connection: Any) -> None:
-        self.count += 1
-
-    def close(self) -> None:
-        event.remove(self.engine, "commit", self._on_commit)
+ACCOUNT = "AC" + "0" * 31 + "2"
 
 
 class Rooms:
@@ -194,7 +160,7 @@ def test_the_bursts_of_many_rooms_share_one_transaction(session_factory, made):
     made += [alone, together]
     engine = session_factory.kw["bind"]
     burst = 40
-    for input_ in talking(alone.first_call[0], burst):
+    for input_ in talking(burst, alone.first_call[0]):
         alone.rooms[0].submit(input_).get(timeout=WAIT)
     expected = alone.callbacks(alone.rooms[0])
 
@@ -203,7 +169,7 @@ def test_the_bursts_of_many_rooms_share_one_transaction(session_factory, made):
     try:
         results = []
         for room, first in zip(together.rooms, together.first_call, strict=True):
-            inputs = talking(first, burst)
+            inputs = talking(burst, first)
             for input_ in inputs[:-1]:
                 room.put(input_)
             results.append(room.submit(inputs[-1]))
@@ -228,9 +194,9 @@ def test_a_row_one_room_cannot_store_fails_that_input_alone(session_factory, mad
     rooms = Rooms(session_factory, ["good", "bad"])
     made.append(rooms)
     good, bad = rooms.rooms
-    good_inputs = talking(rooms.first_call[0], 10)
-    before_bad = talking(rooms.first_call[1], 5)
-    after_bad = talking(rooms.first_call[1], 4)
+    good_inputs = talking(10, rooms.first_call[0])
+    before_bad = talking(5, rooms.first_call[1])
+    after_bad = talking(4, rooms.first_call[1])
     # A caller with no calls row: its participant row breaks the foreign key.
     stranger = ev.ParticipantArrived(call_sid(999), call_uuid(999), ACCOUNT, "bad", SETTINGS)
 
@@ -272,32 +238,11 @@ def test_a_row_one_room_cannot_store_fails_that_input_alone(session_factory, mad
     assert rooms.conference_row(bad).sequence_number == len(stored)
 
 
-@pytest.fixture
-def sqlite_sessions(tmp_path) -> Iterator[sessionmaker[Session]]:
-    url = f"sqlite:///{tmp_path}/outage.db"
-    upgrade(url)
-    engine = make_engine(url)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
-
-
-def set_read_only(engine: Engine, read_only: bool) -> None:
-    """SQLite read-only on fsconf's one pooled connection: every write fails
-    with OperationalError, as when the file is read-only or locked."""
-    raw = engine.raw_connection()
-    try:
-        raw.driver_connection.execute(f"PRAGMA query_only={int(read_only)}")
-    finally:
-        raw.close()
-
-
 def test_while_the_database_is_away_every_room_waits_in_order(sqlite_sessions, made):
     engine = sqlite_sessions.kw["bind"]
     rooms = Rooms(sqlite_sessions, ["first", "second"])
     made.append(rooms)
-    inputs = [talking(first, 8) for first in rooms.first_call]
+    inputs = [talking(8, first) for first in rooms.first_call]
     with watching_logs() as logs:
         set_read_only(engine, True)
         results = []
@@ -346,7 +291,7 @@ def test_a_lone_input_is_logged_as_waiting_after_one_failed_attempt(sqlite_sessi
     try:
         with watching_logs() as logs:
             set_read_only(engine, True)
-            result = room.submit(talking(rooms.first_call[0], 1)[0])
+            result = room.submit(talking(1, rooms.first_call[0])[0])
             logs.wait_for(lambda text: text.startswith(f"{room.sid}: waiting"), WAIT)
             at_the_log = len(attempts)
             set_read_only(engine, False)

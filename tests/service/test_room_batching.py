@@ -23,73 +23,33 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fsconf.conference import events as ev
 from fsconf.conference.model import (
-    EngineConfig,
-    ParticipantSettings,
-    StatusCallbackToken,
     new_conference,
 )
 from fsconf.esl.frames import ApiResponse
 from fsconf.service.conferences import BATCH_LIMIT, ConferenceService, Room
 from fsconf.store import models, repositories
-from fsconf.store.db import make_engine, make_session_factory
-from fsconf.store.migrate import upgrade
 from tests.faults.support import watching_logs
-
-HOOK = "https://app.example/events"
-T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
-CONFIG = EngineConfig(recordings_dir="/rec", public_url="https://fsconf.example")
-MEMBERS = 3
-SETTINGS = ParticipantSettings(
-    status_callback=HOOK,
-    status_callback_event=frozenset(StatusCallbackToken),
-    start_conference_on_enter=True,
+from tests.service.support import (
+    CONFIG,
+    MEMBERS,
+    SETTINGS,
+    T0,
+    WAIT,
+    Commits,
+    call_sid,
+    call_uuid,
+    set_read_only,
+    talking,
 )
-WAIT = 10.0
-
-
-def call_sid(n: int) -> str:
-    return f"CA{n:032x}"
-
-
-def call_uuid(n: int) -> str:
-    hexed = f"{n:032x}"
-    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
-
-
-def talking(count: int) -> list[ev.ConferenceInput]:
-    """``count`` talking events, start/stop in turn, round the members."""
-    inputs: list[ev.ConferenceInput] = []
-    for index in range(count):
-        sid = call_sid(1 + (index // 2) % MEMBERS)
-        inputs.append(ev.StartTalking(sid) if index % 2 == 0 else ev.StopTalking(sid))
-    return inputs
-
-
-class Commits:
-    """Counts the commits of a real engine (SQLAlchemy's ``commit`` event)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.count = 0
-        self.probes: list[Any] = []
-        event.listen(engine, "commit", self._on_commit)
-
-    def _on_commit(self, _connection: Any) -> None:
-        self.count += 1
-        for probe in self.probes:
-            probe()
-
-    def close(self) -> None:
-        event.remove(self.engine, "commit", self._on_commit)
 
 
 class Conference:
@@ -305,27 +265,6 @@ def test_an_api_request_ends_its_batch_and_is_answered_after_its_rows(
     assert events[40] == "participant-modify"
     assert len(events) == 81
     assert [row[0] for row in conference.callbacks()] == list(range(1, before + 82))
-
-
-@pytest.fixture
-def sqlite_sessions(tmp_path) -> Iterator[sessionmaker[Session]]:
-    url = f"sqlite:///{tmp_path}/outage.db"
-    upgrade(url)
-    engine = make_engine(url)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
-
-
-def set_read_only(engine: Engine, read_only: bool) -> None:
-    """SQLite read-only on fsconf's one pooled connection: every write fails
-    with OperationalError, as when the file is read-only or locked."""
-    raw = engine.raw_connection()
-    try:
-        raw.driver_connection.execute(f"PRAGMA query_only={int(read_only)}")
-    finally:
-        raw.close()
 
 
 def stored_count(engine: Engine, conference_sid: str) -> int:
