@@ -5,8 +5,8 @@ Theory of operation
 For each connection FreeSWITCH opens (``socket <fsconf> async full``),
 :meth:`CallService.handle`:
 
-1. sets the session up (connect, then myevents + linger + the conference
-   subscription, pipelined: one round trip);
+1. sets the session up (connect, then myevents + linger, pipelined: one
+   round trip; conference events are followed on the inbound connection);
 2. finds the application (DESIGN, "Operator interface"): the channel variables
    ``fsconf_voice_url`` / ``fsconf_account_sid`` if the dialplan set them,
    else the account's ``voice_url``, else ``FSCONF_VOICE_URL``; the account is

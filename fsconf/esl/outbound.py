@@ -14,7 +14,12 @@ A session's life, as the captures show it (``outbound_socket.jsonl``,
   channel data (``Event-Name: CHANNEL_DATA``, ``Unique-ID``, ``variable_*``),
   with ``Reply-Text: +OK`` URL-encoded (surprise 17);
 * ``myevents`` (only this channel), ``linger`` (keep the socket after hangup
-  until we say ``exit``), ``event plain CUSTOM conference::maintenance``;
+  until we say ``exit``). The captures' sessions also said ``event plain
+  CUSTOM conference::maintenance``; fsconf does not: the inbound connection
+  follows every room, nothing on a call's socket reads them, and myevents'
+  own list has no CUSTOM (mod_event_socket), so without it FreeSWITCH queues
+  no second copy of each member's conference events (a talking storm on
+  1,000 members doubled both the switch's queueing and our parsing);
 * ``execute``: ``sendmsg`` with a fresh ``Event-UUID`` and ``event-lock:
   true`` (B12). Completion is the CHANNEL_EXECUTE_COMPLETE whose
   ``Application-UUID`` equals that Event-UUID (B2.1), never one matched by
@@ -53,7 +58,6 @@ from fsconf.esl.transport import EslConnection, wait_reply
 
 logger = logging.getLogger(__name__)
 
-CONFERENCE_SUBCLASS = "conference::maintenance"
 HANGUP_EVENTS = frozenset({"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"})
 DEFAULT_COMMAND_TIMEOUT = 10.0
 EXIT_TIMEOUT = 2.0
@@ -156,15 +160,11 @@ class OutboundSession:
     def linger(self, seconds: int | None = None) -> CommandReply:
         return self._command(commands.linger(seconds))
 
-    def subscribe_conference(self) -> CommandReply:
-        """``event plain CUSTOM conference::maintenance`` (this channel's only)."""
-        return self._command(commands.event((), "plain", (CONFERENCE_SUBCLASS,)))
-
     def setup(self) -> Mapping[str, str]:
-        """connect, then myevents + linger + the conference subscription.
+        """connect, then myevents + linger.
 
-        The three are pipelined: FreeSWITCH answers in order and each reply
-        is matched FIFO, so the hot path pays one round trip, not three.
+        The two are pipelined: FreeSWITCH answers in order and each reply
+        is matched FIFO, so the hot path pays one round trip, not two.
         """
         data = self.connect()
         results = [
@@ -172,7 +172,6 @@ class OutboundSession:
             for label, wire in (
                 ("myevents", commands.myevents()),
                 ("linger", commands.linger()),
-                ("event", commands.event((), "plain", (CONFERENCE_SUBCLASS,))),
             )
         ]
         for label, result in results:

@@ -1024,12 +1024,26 @@ def _cmd_filter(conn: Connection, argument: str, command: ClientCommand) -> byte
     return encode_command_reply(f"+OK filter added. [{header}]=[{value}]")
 
 
+#: What ``myevents`` subscribes to: mod_event_socket sets exactly these
+#: (``event_list[...] = 1`` in its myevents branch). No CUSTOM: a session
+#: gets ``conference::maintenance`` only after its own ``event ... CUSTOM
+#: conference::maintenance``, as every captured call session sends one.
+MYEVENTS_NAMES = frozenset({
+    "CHANNEL_ANSWER", "CHANNEL_APPLICATION", "CHANNEL_BRIDGE", "CHANNEL_CREATE",
+    "CHANNEL_DATA", "CHANNEL_DESTROY", "CHANNEL_EXECUTE", "CHANNEL_EXECUTE_COMPLETE",
+    "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_ORIGINATE", "CHANNEL_UUID",
+    "CHANNEL_OUTGOING", "CHANNEL_PARK", "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA",
+    "CHANNEL_STATE", "CHANNEL_UNBRIDGE", "CHANNEL_UNPARK", "DETECTED_SPEECH", "DTMF",
+    "NOTALK", "TALK",
+})
+
+
 def _cmd_myevents(conn: Connection, argument: str, command: ClientCommand) -> bytes:
     target = argument.split()[0] if argument else (conn.channel.uuid if conn.channel else None)
     conn.myevents = target
     if conn.format is None:
         conn.format = "plain"
-    conn.events.add("ALL")
+    conn.events |= MYEVENTS_NAMES
     return encode_command_reply("+OK Events Enabled")
 
 

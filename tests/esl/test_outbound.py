@@ -167,7 +167,6 @@ def test_setup_parses_the_connect_channel_data(call: FakeCall) -> None:
         "connect",
         "myevents",
         "linger",
-        "event plain CUSTOM conference::maintenance",
         "exit",
     ]
 

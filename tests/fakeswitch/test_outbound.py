@@ -7,7 +7,7 @@ import uuid as uuid_module
 from fsconf.esl import commands
 from fsconf.esl.frames import CommandReply, DisconnectNotice
 from fsconf.testing import FakeSwitch
-from tests.fakeswitch.client import Client, SessionListener
+from tests.fakeswitch.client import Client, SessionListener, keys
 
 ROOM = "CF5218adc6a934491a91811e46ef75322e"
 
@@ -247,3 +247,39 @@ def test_conference_app_pre_answers_an_unanswered_channel(
     seen = call2.drain_until("add-member")
     assert any(e.get("Application-UUID") == join2 for e in seen)
     assert "CHANNEL_PROGRESS_MEDIA" not in [e.name for e in seen]
+
+
+def test_myevents_alone_carries_no_conference_events(
+    fs: FakeSwitch, listener: SessionListener, esl: Client
+) -> None:
+    """mod_event_socket's myevents subscribes a fixed list of channel events
+    (no CUSTOM): a session sees its member's conference::maintenance events
+    only after its own ``event ... CUSTOM conference::maintenance``, as every
+    captured call session sent one. fsconf's sessions send none."""
+    uuid = fs.place_call(listener.address, caller_id_number="+15551230001",
+                         caller_id_name="Alice", destination="fsconf_sock_8090")
+    call = listener.accept()
+    call.command(commands.connect())
+    assert call.command(commands.myevents()).reply_text == "+OK Events Enabled"
+    execute(call, "answer")
+    join = execute(call, "conference", f"{ROOM}@fsconf")
+    esl.event("add-member", **{"Unique-ID": uuid})
+    fs.start_talking(uuid)
+    esl.event("start-talking", **{"Unique-ID": uuid})
+    esl.api(f"uuid_kill {uuid}")
+    seen = call.drain_until("CHANNEL_HANGUP_COMPLETE")
+    names = keys(seen)
+    assert "CHANNEL_EXECUTE" in names and "CHANNEL_HANGUP" in names
+    assert [e.name for e in seen if e.name == "CUSTOM"] == []
+    assert any(e.get("Application-UUID") == join for e in seen)
+
+
+def test_myevents_and_the_conference_subscription_carry_the_members_events(
+    fs: FakeSwitch, listener: SessionListener, esl: Client
+) -> None:
+    uuid, call = session(fs, listener)  # connect, myevents, linger, event CUSTOM ...
+    execute(call, "answer")
+    execute(call, "conference", f"{ROOM}@fsconf")
+    assert call.event("add-member").get("Unique-ID") == uuid
+    fs.start_talking(uuid)
+    assert call.event("start-talking").get("Unique-ID") == uuid
