@@ -27,9 +27,13 @@ Theory of operation
   so the talking events are *generated* through the control API in a tight
   loop while every ESL connection holds its output (the FakeSwitch's own
   ``held`` mechanism, used while a command runs), and then *written at once*:
-  the inbound connection's frames as one blob, each call session's copy of its
-  own member's events (``myevents``) as another. The clock starts when the
-  blob is queued on the inbound connection's writer. The generation rate is
+  the inbound connection's frames as one blob, and anything a call session
+  would get as another per session (nothing since fsconf's sessions stopped
+  subscribing to ``conference::maintenance``; myevents alone carries no
+  CUSTOM events). The clock starts when the blob is queued on the inbound
+  connection's writer.
+* **The collector** is set up as ``fsconf serve`` sets it
+  (:func:`fsconf.service.collector.tune`, after ``start``). The generation rate is
   printed too (``fakeswitch emission``).
 * **End to end** (``pipeline events/s``): frames of the inbound stream divided
   by the time from the write to the commit of the transaction that holds the
@@ -85,6 +89,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from fsconf.config import EslNode, Settings  # noqa: E402
+from fsconf.service import collector  # noqa: E402
 from fsconf.service.app import Fsconf, Tuning  # noqa: E402
 from fsconf.testing import FakeSwitch  # noqa: E402
 
@@ -373,6 +378,8 @@ def running(
         commits = CommitCounter(app.conferences.notify_callbacks)
         app.conferences.notify_callbacks = commits
         app.start()
+        setup = collector.tune()  # as ``fsconf serve`` does after start()
+        print(f"garbage collector: thresholds {setup.thresholds}, {setup.frozen_objects} frozen")
         try:
             for node in app.nodes:
                 node.wait_connected(10)

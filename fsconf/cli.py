@@ -671,6 +671,7 @@ def serve(context: Context, log_level: str) -> None:
     import gevent
     import gevent.event
 
+    from fsconf.service import collector
     from fsconf.service.app import Fsconf
 
     logging.basicConfig(
@@ -678,6 +679,7 @@ def serve(context: Context, log_level: str) -> None:
     )
     app = Fsconf(context.settings)
     app.start()
+    collector.tune()
     stopping = gevent.event.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stopping.set)

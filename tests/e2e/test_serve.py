@@ -90,6 +90,9 @@ def test_serve_migrates_takes_a_call_and_stops_on_sigterm_flushing_the_outbox(
     serve = ServeProcess(env)
     try:
         serve.wait_line(lambda line: "fsconf started" in line)
+        # serve sets the collector up for load (fsconf.service.collector).
+        tuned = serve.wait_line(lambda line: "garbage collector:" in line)
+        assert "thresholds (50000, " in tuned
         serve.wait_line(lambda line: "connected (core" in line)
 
         # first start: migrated, and the default account exists
