@@ -95,11 +95,9 @@ from typing import Any, Literal
 from fsconf.conference import callbacks, mapping
 from fsconf.conference.effects import (
     CancelTimer,
-    ConferenceRow,
     ContinueCall,
     Effect,
     JoinRoom,
-    ParticipantRow,
     PlayWait,
     RecordingFinished,
     ReportError,
@@ -107,6 +105,8 @@ from fsconf.conference.effects import (
     StartTimer,
     StoreConference,
     StoreParticipant,
+    conference_row,
+    participant_row,
 )
 from fsconf.conference.events import (
     ApiAnnounce,
@@ -136,7 +136,6 @@ from fsconf.conference.events import (
     TimerFired,
     WaitAudioFailed,
 )
-from fsconf.conference.memo import IdentityMemo
 from fsconf.conference.model import (
     Announcement,
     Beep,
@@ -153,7 +152,6 @@ from fsconf.conference.model import (
     Recording,
     RecordingEvent,
     RoomSettings,
-    StatusCallbackToken,
     Trim,
 )
 from fsconf.errors import TransitionError, TwilioApiError
@@ -1061,89 +1059,19 @@ AFTER_END_HANDLERS: Mapping[type, Handler] = MappingProxyType(
 # --- Rows -----------------------------------------------------------------------------------------
 
 
-_RoomColumns = tuple[
-    str | None, int, str, str, str | None, str, str, str | None, str, str, str | None
-]
-
-
-def _compute_room_columns(room: RoomSettings) -> _RoomColumns:
-    """ConferenceRow's fields from ``region`` to ``event_callback_url``, in order."""
-    return (
-        room.region,
-        room.max_participants,
-        room.record.value,
-        room.trim.value,
-        room.status_callback,
-        room.status_callback_method.value,
-        " ".join(t.value for t in StatusCallbackToken if t in room.status_callback_event),
-        room.recording_status_callback,
-        room.recording_status_callback_method.value,
-        " ".join(e.value for e in RecordingEvent if e in room.recording_status_callback_event),
-        room.event_callback_url,
-    )
-
-
-# The conference row's room columns, once per RoomSettings object (see memo):
-# every status callback rewrites the row for its SequenceNumber.
-_room_columns: IdentityMemo[RoomSettings, _RoomColumns] = IdentityMemo(_compute_room_columns)
-
-
-def conference_row(state: ConferenceState) -> ConferenceRow:
-    ending = state.ending
-    # Positional, in ConferenceRow's field order: keywords cost twice as much
-    # on the hot path (one row per status callback).
-    return ConferenceRow(
-        state.sid,
-        state.account_sid,
-        state.friendly_name,
-        state.status.value,
-        *_room_columns(_room(state)),
-        state.sequence_number,
-        ending.reason.value if ending else None,
-        ending.call_sid if ending else None,
-        ending.label if ending else None,
-        state.start_time,
-        state.end_time,
-    )
-
-
-def participant_row(conference_sid: str, participant: Participant) -> ParticipantRow:
-    return ParticipantRow(
-        conference_sid=conference_sid,
-        call_sid=participant.call_sid,
-        join_sequence=participant.join_sequence,
-        label=participant.label,
-        member_id=participant.member_id,
-        placement=participant.placement.value,
-        status=participant.status.value,
-        muted=participant.muted,
-        hold=participant.hold,
-        coaching=participant.coaching,
-        call_sid_to_coach=participant.call_sid_to_coach,
-        start_conference_on_enter=participant.start_conference_on_enter,
-        end_conference_on_exit=participant.end_conference_on_exit,
-        beep=participant.beep.value,
-        wait_url=participant.wait_url,
-        wait_method=participant.wait_method.value,
-        hold_url=participant.hold_url,
-        hold_method=participant.hold_method.value,
-        jitter_buffer_size=participant.settings.jitter_buffer_size.value,
-    )
-
-
 def _rows(old: ConferenceState, new: ConferenceState) -> list[Effect]:
     """Upserts for every row this step changed (the store's view of the state)."""
     if new.room is None or new is old:
         return []  # nobody entered (no conference yet), or nothing changed
     effects: list[Effect] = []
-    row = conference_row(new)
-    # A new SequenceNumber is a new row: the old one need not be built (the hot path).
+    # A new SequenceNumber is a new row: no row is built here (the hot path;
+    # StoreConference builds its row when the store writes it).
     if (
         old.room is None
         or old.sequence_number != new.sequence_number
-        or conference_row(old) != row
+        or conference_row(old) != conference_row(new)
     ):
-        effects.append(StoreConference(row))
+        effects.append(StoreConference(new))
     if old.participants is new.participants and old.departed is new.departed:
         return effects
     before = {

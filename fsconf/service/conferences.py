@@ -654,7 +654,7 @@ def _rows(steps: Iterable[_Step]) -> list[StoredRow]:
 
 def _row_key(effect: Effect) -> tuple[Any, ...] | None:
     if isinstance(effect, StoreConference):
-        return ("conference", effect.row.sid)
+        return ("conference", effect.sid)
     if isinstance(effect, StoreParticipant):
         row = effect.row
         return ("participant", row.conference_sid, row.call_sid, row.join_sequence)
