@@ -56,6 +56,7 @@ from fsconf.service.live import LiveControl
 from fsconf.service.metrics import Metrics
 from fsconf.service.reconcile import Reconciler
 from fsconf.store import models, repositories
+from fsconf.store.checkpoint import Checkpointer
 from fsconf.store.db import SessionFactory, make_engine, make_session_factory, transaction
 from fsconf.store.migrate import upgrade
 from fsconf.store.times import utc_now
@@ -105,10 +106,12 @@ class Fsconf:
         self.settings = settings
         self.tuning = tuning or Tuning()
         try:
-            self.db = make_engine(settings.database_url)
+            self.db = make_engine(settings.database_url, background_checkpoints=True)
         except Exception as error:
             # One line, and never the URL itself (it may hold a password).
             raise ConfigError(f"bad FSCONF_DATABASE_URL ({error.__class__.__name__})") from error
+        # SQLite: WAL checkpoints off the hub (fsconf.store.checkpoint).
+        self.checkpointer = Checkpointer.for_engine(self.db)
         self.sessions = make_session_factory(self.db)
         self.metrics = Metrics()
         self.delivery = delivery_worker(self.sessions, self.tuning, on_delivered=self._delivered)
@@ -176,6 +179,8 @@ class Fsconf:
         self._migrate()
         self._ensure_default_account()
         self._release_dead_claims()
+        if self.checkpointer is not None:
+            self.checkpointer.start()
         self.delivery.start()
         for node in self.nodes:
             node.start()
@@ -199,6 +204,8 @@ class Fsconf:
         self.conferences.stop()
         for node in self.nodes:
             node.stop(timeout=grace)
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         self.db.dispose()
         logger.info("fsconf stopped")
 

@@ -22,6 +22,13 @@ Theory of operation
   restores an fsync per commit (``extra`` is accepted too); the parameter is
   consumed here and never reaches the driver.  PostgreSQL is untouched
   (``synchronous_commit`` is the server's business).
+* **WAL checkpoints off the hub.**  SQLite checkpoints the WAL inside the
+  commit that takes it past 1,000 pages (a copy into the database file and,
+  at NORMAL, two fsyncs), and under gevent that stalls every greenlet.
+  ``fsconf serve`` builds its engine with ``background_checkpoints=True``
+  (``PRAGMA wal_autocheckpoint=0``) and runs a
+  :class:`~fsconf.store.checkpoint.Checkpointer` that checkpoints from a
+  native thread instead; other processes keep SQLite's default.
 * Under gevent, SQLite's busy handler blocks the whole hub: it sleeps inside
   the C library, and no other greenlet runs meanwhile.  So SQLite never waits
   inside the library here (``PRAGMA busy_timeout=0``):
@@ -114,11 +121,15 @@ def make_engine(
     *,
     sqlite_busy_timeout: float = 5.0,
     echo: bool = False,
+    background_checkpoints: bool = False,
     **engine_options: Any,
 ) -> Engine:
     """An engine for ``url`` with fsconf's settings (see the module docstring).
 
-    ``engine_options`` go to :func:`sqlalchemy.create_engine` and override ours.
+    ``background_checkpoints``: SQLite never checkpoints its WAL inside one of
+    this engine's commits; a :class:`fsconf.store.checkpoint.Checkpointer` must
+    (``fsconf serve`` runs one). ``engine_options`` go to
+    :func:`sqlalchemy.create_engine` and override ours.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" and "synchronous" in parsed.query:
@@ -156,6 +167,8 @@ def make_engine(
             cursor.execute("PRAGMA busy_timeout=0")
             # Per connection (not stored in the file); see the module docstring.
             cursor.execute(f"PRAGMA synchronous={synchronous}")
+            if background_checkpoints:
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
         finally:
             cursor.close()
 

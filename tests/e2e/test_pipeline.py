@@ -194,3 +194,19 @@ def test_metrics_expose_live_state_and_no_secrets(stack):
     assert "fsconf_esl_events_total" in text
     assert "fsconf_callback_latency_seconds_count" in text
     assert stack.auth_token not in text and stack.switch.password not in text
+
+
+def test_serve_checkpoints_sqlite_itself_never_inside_a_commit(stack, db_url):
+    """fsconf.store.checkpoint: the app's own connections never checkpoint (a
+    checkpoint inside a commit stalls every greenlet); its checkpointer does."""
+    app = stack.app
+    if not db_url.startswith("sqlite"):
+        assert app.checkpointer is None  # PostgreSQL checkpoints itself
+        return
+    assert app.checkpointer is not None
+    with app.db.connect() as connection:
+        raw = connection.connection.driver_connection
+        assert raw.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    result = app.checkpointer.checkpoint()
+    assert not result.busy and result.behind == 0
