@@ -31,10 +31,10 @@ Theory of operation
   would get as another per session (nothing since fsconf's sessions stopped
   subscribing to ``conference::maintenance``; myevents alone carries no
   CUSTOM events). The clock starts when the blob is queued on the inbound
-  connection's writer.
+  connection's writer. The generation rate is printed too (``fakeswitch
+  emission``).
 * **The collector** is set up as ``fsconf serve`` sets it
-  (:func:`fsconf.service.collector.tune`, after ``start``). The generation rate is
-  printed too (``fakeswitch emission``).
+  (:func:`fsconf.service.collector.tune`, after ``start``).
 * **End to end** (``pipeline events/s``): frames of the inbound stream divided
   by the time from the write to the commit of the transaction that holds the
   last talking event's callback (the conference service calls

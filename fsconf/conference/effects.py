@@ -242,12 +242,9 @@ def _compute_room_columns(room: RoomSettings) -> _RoomColumns:
 _room_columns: IdentityMemo[RoomSettings, _RoomColumns] = IdentityMemo(_compute_room_columns)
 
 
-def _room(state: ConferenceState) -> RoomSettings:
-    assert state.room is not None, "a conference row needs room settings"
-    return state.room
-
-
 def conference_row(state: ConferenceState) -> ConferenceRow:
+    room = state.room
+    assert room is not None, "a conference row needs room settings"
     ending = state.ending
     # Positional, in ConferenceRow's field order: keywords cost twice as much
     # on the hot path (one row per status callback).
@@ -256,7 +253,7 @@ def conference_row(state: ConferenceState) -> ConferenceRow:
         state.account_sid,
         state.friendly_name,
         state.status.value,
-        *_room_columns(_room(state)),
+        *_room_columns(room),
         state.sequence_number,
         ending.reason.value if ending else None,
         ending.call_sid if ending else None,
