@@ -18,6 +18,7 @@ from pathlib import Path
 import gevent
 import pytest
 from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
 
 from fsconf.store.checkpoint import Checkpointer
 from fsconf.store.db import make_engine, make_session_factory, transaction
@@ -28,18 +29,14 @@ ROWS = 2_000
 BLOB = "x" * 4_000
 
 
-def _write_big_transaction(url: str, *, background: bool) -> None:
-    engine = make_engine(url, background_checkpoints=background)
-    sessions = make_session_factory(engine)
-    try:
-        with transaction(sessions) as session:
-            session.execute(text("CREATE TABLE IF NOT EXISTS t (v TEXT)"))
-        with transaction(sessions) as session:
-            session.execute(text("INSERT INTO t (v) VALUES (:v)"), [{"v": BLOB}] * ROWS)
-        # Still open: closing the last connection checkpoints the WAL anyway.
-        assert _count(url) == ROWS
-    finally:
-        engine.dispose()
+def _fill(sessions: sessionmaker[Session], db: Path) -> int:
+    """Create the table, then write ~8 MB in one transaction; the file's size before it."""
+    with transaction(sessions) as session:
+        session.execute(text("CREATE TABLE t (v TEXT)"))
+    before = _db_size(db)
+    with transaction(sessions) as session:
+        session.execute(text("INSERT INTO t (v) VALUES (:v)"), [{"v": BLOB}] * ROWS)
+    return before
 
 
 def _count(url: str) -> int:
@@ -59,11 +56,7 @@ def test_by_default_sqlite_checkpoints_inside_the_commit(tmp_path: Path) -> None
     engine = make_engine(f"sqlite:///{db}")
     sessions = make_session_factory(engine)
     try:
-        with transaction(sessions) as session:
-            session.execute(text("CREATE TABLE t (v TEXT)"))
-        before = _db_size(db)
-        with transaction(sessions) as session:
-            session.execute(text("INSERT INTO t (v) VALUES (:v)"), [{"v": BLOB}] * ROWS)
+        before = _fill(sessions, db)
         assert _db_size(db) > before + ROWS * 3_000
     finally:
         engine.dispose()
@@ -76,11 +69,7 @@ def test_background_checkpoints_leave_the_commit_to_the_checkpointer(tmp_path: P
     checkpointer = Checkpointer.for_engine(engine)
     assert checkpointer is not None
     try:
-        with transaction(sessions) as session:
-            session.execute(text("CREATE TABLE t (v TEXT)"))
-        before = _db_size(db)
-        with transaction(sessions) as session:
-            session.execute(text("INSERT INTO t (v) VALUES (:v)"), [{"v": BLOB}] * ROWS)
+        before = _fill(sessions, db)
         # Committed (a new connection reads every row from the WAL) but not copied.
         assert _count(f"sqlite:///{db}") == ROWS
         assert _db_size(db) < before + 100_000
@@ -110,11 +99,7 @@ def test_the_loop_checkpoints_while_the_hub_keeps_running(tmp_path: Path) -> Non
 
     ticker = gevent.spawn(tick)
     try:
-        with transaction(sessions) as session:
-            session.execute(text("CREATE TABLE t (v TEXT)"))
-        before = _db_size(db)
-        with transaction(sessions) as session:
-            session.execute(text("INSERT INTO t (v) VALUES (:v)"), [{"v": BLOB}] * ROWS)
+        before = _fill(sessions, db)
         checkpointer.start()
         deadline = time.monotonic() + WAIT
         while _db_size(db) < before + ROWS * 3_000:
