@@ -12,5 +12,7 @@ from gevent import monkey
 monkey.patch_all()
 
 # Database fixtures (db_url on a real SQLite file and on PostgreSQL, migrated
-# session factories) for every test directory.
-pytest_plugins = ["tests.dbfixtures"]
+# session factories) for every test directory; the FakeSwitch and customer
+# application that `fsconf serve` subprocess tests run against (a module that
+# defines its own `switch` or `customer` fixture keeps it).
+pytest_plugins = ["tests.dbfixtures", "tests.serve_process"]

@@ -7,14 +7,21 @@ by line and waited on by predicate, stopped with SIGTERM (SIGKILL if it hangs).
 
 from __future__ import annotations
 
+import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import gevent
 import gevent.event
+import pytest
+
+from fsconf.demo import CustomerApp
+from fsconf.testing import FakeSwitch
 
 SERVE = [sys.executable, "-c", "from fsconf.entry import main; main()", "serve"]
 
@@ -23,6 +30,49 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def serve_environment(
+    database: Path, switch: FakeSwitch, customer: CustomerApp, **extra: str
+) -> dict[str, str]:
+    """The environment of an ``fsconf serve`` on ``database`` (SQLite), ``switch``
+    and ``customer``, on free loopback ports; ``extra`` overrides any key."""
+    host, port = switch.address
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("FSCONF_") and not key.startswith("PYTEST")
+    }
+    env.update(
+        {
+            "FSCONF_DATABASE_URL": f"sqlite:///{database}",
+            "FSCONF_ESL": f"{host}:{port}:{switch.password}",
+            "FSCONF_OUTBOUND_LISTEN": f"127.0.0.1:{free_port()}",
+            "FSCONF_HTTP_LISTEN": f"127.0.0.1:{free_port()}",
+            "FSCONF_ACCOUNT_SID": "AC" + secrets.token_hex(16),
+            # The customer's token: serve's default account gets it.
+            "FSCONF_AUTH_TOKEN": customer.auth_token,
+            "FSCONF_VOICE_URL": customer.url("/voice"),
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def switch() -> Iterator[FakeSwitch]:
+    """A FakeSwitch with its own password, for a serve process to connect to."""
+    fake = FakeSwitch(password=secrets.token_hex(8), time_scale=0.05).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def customer() -> Iterator[CustomerApp]:
+    """The customer application: TwiML at /voice, callbacks recorded."""
+    app = CustomerApp(secrets.token_hex(16)).start()
+    yield app
+    app.stop()
 
 
 class ServeProcess:

@@ -8,10 +8,7 @@ sleeping.
 
 from __future__ import annotations
 
-import os
-import secrets
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import gevent
@@ -21,53 +18,14 @@ import requests
 from sqlalchemy import create_engine, select
 from sqlalchemy.pool import NullPool
 
-from fsconf.demo import CustomerApp, Received
+from fsconf.demo import Received
 from fsconf.store import models
-from fsconf.testing import FakeSwitch
-from tests.serve_process import ServeProcess, free_port
+from tests.serve_process import ServeProcess, free_port, serve_environment
 
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
-
-
-@pytest.fixture
-def switch() -> Iterator[FakeSwitch]:
-    fake = FakeSwitch(password=secrets.token_hex(8), time_scale=0.05).start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def customer() -> Iterator[CustomerApp]:
-    # The same token serve's default account gets (FSCONF_AUTH_TOKEN).
-    app = CustomerApp(secrets.token_hex(16)).start()
-    yield app
-    app.stop()
-
-
-def environment(workdir: Path, switch: FakeSwitch, customer: CustomerApp, **extra: str):
-    host, port = switch.address
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("FSCONF_") and not key.startswith("PYTEST")
-    }
-    http_port, outbound_port = free_port(), free_port()
-    env.update(
-        {
-            "FSCONF_DATABASE_URL": f"sqlite:///{workdir / 'serve.db'}",
-            "FSCONF_ESL": f"{host}:{port}:{switch.password}",
-            "FSCONF_OUTBOUND_LISTEN": f"127.0.0.1:{outbound_port}",
-            "FSCONF_HTTP_LISTEN": f"127.0.0.1:{http_port}",
-            "FSCONF_ACCOUNT_SID": "AC" + secrets.token_hex(16),
-            "FSCONF_AUTH_TOKEN": customer.auth_token,
-            "FSCONF_VOICE_URL": customer.url("/voice"),
-        }
-    )
-    env.update(extra)
-    return env
 
 
 def events(received: list[Received], name: str) -> list[Received]:
@@ -77,7 +35,7 @@ def events(received: list[Received], name: str) -> list[Received]:
 def test_serve_migrates_takes_a_call_and_stops_on_sigterm_flushing_the_outbox(
     workdir, switch, customer
 ):
-    env = environment(workdir, switch, customer)
+    env = serve_environment(workdir / "serve.db", switch, customer)
     http = f"http://{env['FSCONF_HTTP_LISTEN']}"
     customer.documents["/voice"] = (
         f'<Response><Dial><Conference statusCallback="{customer.url("/events")}" '
@@ -142,7 +100,9 @@ def test_serve_migrates_takes_a_call_and_stops_on_sigterm_flushing_the_outbox(
 
 
 def test_a_bad_database_url_stops_serve_with_one_line(workdir, switch, customer):
-    env = environment(workdir, switch, customer, FSCONF_DATABASE_URL="nosuchdb://user:pw@x/y")
+    env = serve_environment(
+        workdir / "serve.db", switch, customer, FSCONF_DATABASE_URL="nosuchdb://user:pw@x/y"
+    )
     serve = ServeProcess(env)
     code = serve.process.wait(timeout=30)  # exits by itself: no signal is sent
     serve.stop()
@@ -151,9 +111,8 @@ def test_a_bad_database_url_stops_serve_with_one_line(workdir, switch, customer)
 
 
 def test_an_unreachable_freeswitch_does_not_stop_serve(workdir, switch, customer):
-    env = environment(
-        workdir, switch, customer, FSCONF_ESL=f"127.0.0.1:{free_port()}:{switch.password}"
-    )
+    unreachable = f"127.0.0.1:{free_port()}:{switch.password}"
+    env = serve_environment(workdir / "serve.db", switch, customer, FSCONF_ESL=unreachable)
     serve = ServeProcess(env)
     try:
         serve.wait_line(lambda line: "fsconf started" in line)

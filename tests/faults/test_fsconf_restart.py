@@ -31,37 +31,19 @@ Checked after the restart:
 from __future__ import annotations
 
 import itertools
-import secrets
 import signal
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import gevent.event
-import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.pool import NullPool
 
 from fsconf.demo import CustomerApp, Received
 from fsconf.store import models
 from fsconf.testing import FakeSwitch
-from tests.e2e.test_serve import environment
 from tests.faults.support import conference_twiml, events_named, uuid_of
-from tests.serve_process import ServeProcess
-
-
-@pytest.fixture
-def switch() -> Iterator[FakeSwitch]:
-    fake = FakeSwitch(password=secrets.token_hex(8), time_scale=0.05).start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def customer() -> Iterator[CustomerApp]:
-    app = CustomerApp(secrets.token_hex(16)).start()
-    yield app
-    app.stop()
+from tests.serve_process import ServeProcess, serve_environment
 
 
 def status_events(customer: CustomerApp) -> list[Received]:
@@ -80,7 +62,7 @@ def rooms_with(switch: FakeSwitch, counts: list[int]) -> bool:
 
 
 def test_sigkill_mid_conference_then_restart(tmp_path: Path, switch, customer, capsys):
-    env = environment(tmp_path, switch, customer)
+    env = serve_environment(tmp_path / "serve.db", switch, customer)
     events = customer.url("/events")
     customer.documents["/kept"] = conference_twiml("Kept", events)
     customer.documents["/gone"] = conference_twiml("Gone", events)

@@ -20,62 +20,22 @@ What must hold:
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
-from collections.abc import Iterator
 from itertools import pairwise
-from pathlib import Path
 
-import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.pool import NullPool
 
-from fsconf.demo import CustomerApp, Received
+from fsconf.demo import Received
 from fsconf.store import models
 from fsconf.testing import FakeSwitch
 from tests.faults.support import SqliteLockHolder, conference_twiml, events_named, has
-from tests.serve_process import ServeProcess, free_port
+from tests.serve_process import ServeProcess, serve_environment
 
 WAITING = re.compile(
     r"(CF[0-9a-f]{32}): waiting for the database to store (\d+) rows and (\d+) callbacks: "
     r"(OperationalError)$"
 )
-
-
-@pytest.fixture
-def switch() -> Iterator[FakeSwitch]:
-    fake = FakeSwitch(password=secrets.token_hex(8), time_scale=0.05).start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def customer() -> Iterator[CustomerApp]:
-    app = CustomerApp(secrets.token_hex(16)).start()
-    yield app
-    app.stop()
-
-
-def serve_env(database: Path, switch: FakeSwitch, customer: CustomerApp) -> dict[str, str]:
-    host, port = switch.address
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("FSCONF_") and not key.startswith("PYTEST")
-    }
-    env.update(
-        {
-            "FSCONF_DATABASE_URL": f"sqlite:///{database}",
-            "FSCONF_ESL": f"{host}:{port}:{switch.password}",
-            "FSCONF_OUTBOUND_LISTEN": f"127.0.0.1:{free_port()}",
-            "FSCONF_HTTP_LISTEN": f"127.0.0.1:{free_port()}",
-            "FSCONF_ACCOUNT_SID": "AC" + secrets.token_hex(16),
-            "FSCONF_AUTH_TOKEN": customer.auth_token,
-            "FSCONF_VOICE_URL": customer.url("/voice"),
-        }
-    )
-    return env
 
 
 def members(switch: FakeSwitch, conference_sid: str) -> list[str]:
@@ -108,7 +68,7 @@ def speech_then_leave(received: list[Received], call_sid: str) -> list[str]:
 
 def test_sqlite_write_lock_held_by_another_process(tmp_path, switch, customer):
     database = tmp_path / "fsconf.db"
-    env = serve_env(database, switch, customer)
+    env = serve_environment(database, switch, customer)
     customer.documents["/voice"] = conference_twiml("Lock Room", customer.url("/events"))
     outbound_host, outbound_port = env["FSCONF_OUTBOUND_LISTEN"].rsplit(":", 1)
     outbound = (outbound_host, int(outbound_port))
