@@ -97,6 +97,7 @@ from bench.pipeline import (  # noqa: E402
     check_order,
     database_for,
     generate,
+    hang_up_everything,
     load_note,
     percentile,
 )
@@ -297,12 +298,7 @@ def running(database_url: str | None) -> Iterator[LoadStack]:
             wait_ready(stack)
             yield stack
         finally:
-            # Tearing a thousand calls down at once is not what is measured.
-            logging.getLogger("fsconf").setLevel(logging.CRITICAL)
-            for channel_uuid in list(switch.channels):
-                channel = switch.channels.get(channel_uuid)
-                if channel is not None and not channel.hungup:
-                    switch.hangup(channel_uuid)
+            hang_up_everything(switch)
             code = serve.stop()
             if code:
                 print(f"fsconf serve exited {code}:\n{serve.tail()}", file=sys.stderr)
