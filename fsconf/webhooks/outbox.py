@@ -36,7 +36,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, cast
 
 from sqlalchemy import Connection, Dialect, Table, bindparam, insert
@@ -141,8 +141,14 @@ class _InsertPlan:
     order: tuple[int, ...] | None
     """Row index per positional parameter; None: named parameters."""
     processed: tuple[tuple[int, Callable[[Any], Any]], ...]
+    utc_text: Callable[[Any], Any] | None = None
+    """SQLite: the timestamps' processor, when the parameters are the row in
+    order and the processor writes what :func:`_utc_text` writes (checked
+    when the plan is made); :meth:`bind` then takes the short way."""
 
     def bind(self, row: CallbackRow) -> tuple[object, ...] | dict[str, object]:
+        if self.utc_text is not None:
+            return self._bind_utc_text(row, self.utc_text)
         values = list(row)
         # next_attempt_at and created are the same moment: processed once.
         last_in: object = None
@@ -156,6 +162,57 @@ class _InsertPlan:
         if self.order is None:
             return dict(zip(_CALLBACK_COLUMNS, values, strict=True))
         return tuple(values[index] for index in self.order)
+
+    @staticmethod
+    def _bind_utc_text(row: CallbackRow, process: Callable[[Any], Any]) -> tuple[object, ...]:
+        # A storm binds one row per talking event, and the generic loop above
+        # (a list copy, SQLAlchemy's processor, a reorder) cost half as much as
+        # SQLite's insert. Same values: both columns are UTCDateTime, formatted
+        # once when they are the same moment (callback_values makes them so).
+        moment, created = row[_FIRST_TIMESTAMP:]
+        text = _utc_text(moment) if type(moment) is datetime and moment.tzinfo is UTC else None
+        if text is None:
+            text = None if moment is None else process(moment)
+        if created is not moment:
+            created = None if created is None else process(created)
+            return (*row[:_FIRST_TIMESTAMP], text, created)
+        return (*row[:_FIRST_TIMESTAMP], text, text)
+
+
+_FIRST_TIMESTAMP: Final = 11
+"""next_attempt_at, then created: the last two of :data:`CALLBACK_COLUMNS`."""
+
+
+def _utc_text(moment: datetime) -> str:
+    """An aware UTC datetime as SQLAlchemy stores a DATETIME on SQLite:
+    naive UTC, always six digits of microseconds (``2026-11-25 23:28:03.000000``)."""
+    # %-formatting: half the cost of the same f-string here (measured).
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+        moment.microsecond,
+    )
+
+
+def _utc_text_processor(
+    dialect: Dialect, order: tuple[int, ...] | None, processed: Sequence[tuple[int, Any]]
+) -> Callable[[Any], Any] | None:
+    """The timestamps' processor if :meth:`_InsertPlan.bind` may take the short way."""
+    indexes = tuple(range(len(_CALLBACK_COLUMNS)))
+    if dialect.name != "sqlite" or order != indexes:
+        return None
+    if tuple(index for index, _ in processed) != indexes[_FIRST_TIMESTAMP:]:
+        return None
+    process = processed[0][1]
+    # A SQLAlchemy that stored them differently would be caught here, not in the rows.
+    probes = (datetime(2026, 11, 25, 23, 28, 3, 835615, UTC), datetime(1999, 1, 2, 3, 4, 5, 0, UTC))
+    if any(process(probe) != _utc_text(probe) for probe in probes):
+        return None
+    return cast("Callable[[Any], Any]", process)
 
 
 _PLANS: dict[tuple[str, str, str], _InsertPlan] = {}
@@ -176,7 +233,8 @@ def _plan_for(dialect: Dialect) -> _InsertPlan:
             for index, name in enumerate(_CALLBACK_COLUMNS)
         )
         processed = tuple((index, p) for index, p in processors if p is not None)
-        plan = _PLANS[key] = _InsertPlan(compiled.string, order, processed)
+        utc_text = _utc_text_processor(dialect, order, processed)
+        plan = _PLANS[key] = _InsertPlan(compiled.string, order, processed, utc_text)
     return plan
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from datetime import UTC, datetime
+import random
+from datetime import UTC, datetime, timedelta, timezone
 
 import gevent
 import pytest
 from sqlalchemy import select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from fsconf.errors import WebhookError
@@ -15,6 +18,7 @@ from fsconf.store import repositories as repo
 from fsconf.store.db import transaction
 from fsconf.store.models import Callback
 from fsconf.webhooks.outbox import (
+    _plan_for,
     enqueue,
     enqueue_conference_callback,
     enqueue_recording_callback,
@@ -274,3 +278,36 @@ def test_generic_enqueue(session_factory: Factory) -> None:
             )
         with pytest.raises(WebhookError):
             enqueue(session, account_sid=account_sid, url="", method="POST", params=[], kind="k")
+
+
+def test_the_short_sqlite_bind_writes_exactly_what_sqlalchemy_writes() -> None:
+    """A storm binds one outbox row per talking event, so on SQLite the
+    timestamps are formatted by fsconf, not by SQLAlchemy's processors: the
+    stored text must not differ by one character (it is what rows sort by)."""
+    plan = _plan_for(sqlite.dialect())
+    assert plan.utc_text is not None  # SQLite takes the short way
+    generic = dataclasses.replace(plan, utc_text=None)
+    picker = random.Random(4)
+    moments = [
+        T0,  # microsecond 0: still six digits
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        # Aware but not UTC: SQLAlchemy's processor converts it.
+        datetime(2026, 11, 25, 23, 30, 0, 5, tzinfo=timezone(timedelta(hours=2))),
+        *(
+            datetime(2000, 1, 1, tzinfo=UTC) + timedelta(microseconds=picker.randrange(10**16))
+            for _ in range(500)
+        ),
+    ]
+    for moment in moments:
+        row = ("AC1", "CF1", None, "conference-status", 1, "CF1", "http://a/b", "POST", "[]",
+               "pending", 0, moment, moment)  # fmt: skip
+        assert plan.bind(row) == generic.bind(row), moment
+    later = T0 + timedelta(seconds=1)
+    for created in (later, None):
+        row = ("AC1", None, None, "x", None, None, "http://a", "GET", "[]", "pending", 0,
+               T0, created)  # fmt: skip
+        assert plan.bind(row) == generic.bind(row)
+    assert plan.bind(row)[-2:] == ("2017-06-01 20:48:32.000000", None)
+    with pytest.raises(ValueError, match="naive datetime"):
+        plan.bind((*row[:11], datetime(2017, 6, 1), None))
