@@ -18,6 +18,18 @@ young collection waits for :data:`YOUNG_THRESHOLD` allocations. Garbage
 without cycles is still freed at once by reference counting; only cyclic
 garbage waits a little longer, bounded by the threshold.
 
+Why that threshold: the count is *net* (an object freed gives its allocation
+back), and a young collection walks every live young object. A burst that
+fsconf works through (a speaker storm; the backlog after a stall) keeps its
+events, engine steps and outbox rows alive until they are committed: about
+ten tracked objects per event, so a 10 000-event burst holds ~100 000. At a
+threshold of 50 000 that backlog was walked twice or three times per burst,
+26-220 ms of every 0.7 s burst (measured with ``python -m bench.pipeline``,
+bench/README.md); at 250 000 a burst of that size is freed before any young
+collection starts. The cost is the cyclic garbage that may wait (RSS per
+participant 42.4 -> 45.5 KiB in ``python -m bench.load``) and a longer
+single pause when a collection does run.
+
 Process-wide, so only ``fsconf serve`` (and the benchmarks that measure what
 it runs) call :func:`tune`: a library must not change its host's collector.
 """
@@ -31,7 +43,7 @@ from dataclasses import dataclass
 logger = logging.getLogger(__name__)
 
 #: Allocations between young collections (CPython's default is 700).
-YOUNG_THRESHOLD = 50_000
+YOUNG_THRESHOLD = 250_000
 
 
 @dataclass(frozen=True)

@@ -98,3 +98,33 @@ def test_cyclic_garbage_from_before_tune_is_collected_not_frozen() -> None:
 def test_a_threshold_below_one_is_refused(bad: int) -> None:
     with pytest.raises(ValueError, match="young_threshold must be positive"):
         collector.tune(young_threshold=bad)
+
+
+def test_a_burst_backlog_is_not_walked_by_a_young_collection() -> None:
+    """A 10 000-event burst keeps ~100 000 tracked objects alive until it is
+    committed (its frames, steps and rows): no young collection may start
+    while they live, and once they are freed the count starts over."""
+    result = run_python(
+        """
+        import gc, json
+        from fsconf.service import collector
+        collector.tune()
+        runs = []
+        gc.callbacks.append(lambda phase, info: phase == "start" and runs.append(info))
+
+        class Step:
+            __slots__ = ("event", "row")
+
+        def burst():
+            backlog = []
+            for number in range(10_000):
+                step = Step()
+                step.event, step.row = [number], {"n": [number]}
+                backlog.append([step, (step, number), [step.row]] + [[number]] * 6)
+            return len(backlog)
+
+        sizes = [burst() for _ in range(5)]  # five bursts, each freed after it
+        print(json.dumps({"collections": len(runs), "sizes": sizes}))
+        """
+    )
+    assert result == {"collections": 0, "sizes": [10_000] * 5}
