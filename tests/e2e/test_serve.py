@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.pool import NullPool
 
 from fsconf.demo import Received
+from fsconf.service.collector import YOUNG_THRESHOLD
 from fsconf.store import models
 from tests.serve_process import ServeProcess, free_port, serve_environment
 
@@ -50,7 +51,7 @@ def test_serve_migrates_takes_a_call_and_stops_on_sigterm_flushing_the_outbox(
         serve.wait_line(lambda line: "fsconf started" in line)
         # serve sets the collector up for load (fsconf.service.collector).
         tuned = serve.wait_line(lambda line: "garbage collector:" in line)
-        assert "thresholds (50000, " in tuned
+        assert f"thresholds ({YOUNG_THRESHOLD}, 10, 10)" in tuned
         serve.wait_line(lambda line: "connected (core" in line)
 
         # first start: migrated, and the default account exists
