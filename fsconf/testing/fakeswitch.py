@@ -607,6 +607,12 @@ def _app_answer(channel: Channel, arg: str) -> str:
     return "_none_"
 
 
+def _app_pre_answer(channel: Channel, arg: str) -> str:
+    # Early media (switch_channel_pre_answer: a 183), not an answer.
+    channel.pre_answer()
+    return "_none_"
+
+
 def _app_set(channel: Channel, arg: str) -> str:
     name, sep, value = arg.partition("=")
     if sep:
@@ -773,7 +779,7 @@ MEDIA_APPS = frozenset({"conference", "playback"})
 
 APPS: dict[str, Callable[[Channel, str], str]] = {
     "answer": _app_answer,
-    "pre_answer": _app_answer,
+    "pre_answer": _app_pre_answer,
     "set": _app_set,
     "export": _app_set,
     "multiset": _app_multiset,

@@ -249,6 +249,24 @@ def test_conference_app_pre_answers_an_unanswered_channel(
     assert "CHANNEL_PROGRESS_MEDIA" not in [e.name for e in seen]
 
 
+def test_pre_answer_app_is_early_media_not_an_answer(
+    fs: FakeSwitch, listener: SessionListener, esl: Client
+) -> None:
+    """`pre_answer` is switch_channel_pre_answer (a 183): CHANNEL_PROGRESS_MEDIA on the
+    loopback peer, then on the channel, and no CHANNEL_ANSWER until `answer`."""
+    uuid, call = session(fs, listener)
+    other = fs.channels[uuid].other
+    assert other is not None
+    execute(call, "pre_answer")
+    assert not fs.channels[uuid].answered.is_set()
+    inbound = esl.drain_until("CHANNEL_EXECUTE_COMPLETE", Application="pre_answer")
+    media = [e.get("Unique-ID") for e in inbound if e.name == "CHANNEL_PROGRESS_MEDIA"]
+    assert media == [other.uuid, uuid]
+    assert "CHANNEL_ANSWER" not in [e.name for e in inbound]
+    execute(call, "answer")
+    assert fs.channels[uuid].answered.is_set()
+
+
 def test_myevents_alone_carries_no_conference_events(
     fs: FakeSwitch, listener: SessionListener, esl: Client
 ) -> None:
