@@ -68,9 +68,14 @@ SUBSCRIPTIONS = (
     "CHANNEL_HANGUP_COMPLETE",
     "BACKGROUND_JOB",
     "HEARTBEAT",
+    "CHANNEL_PROGRESS",
+    "CHANNEL_PROGRESS_MEDIA",
     "CUSTOM conference::maintenance",
 )
-"""What each node's inbound connection follows (CUSTOM last: captures B1)."""
+"""What each node's inbound connection follows (CUSTOM last: captures B1).
+The two progress events say when a dialled participant rings."""
+
+PROGRESS_EVENTS = frozenset({"CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA"})
 
 
 @dataclass(frozen=True)
@@ -334,6 +339,9 @@ class Fsconf:
 
     def _on_event(self, event: Event) -> None:
         self.metrics.event()
+        if event.name in PROGRESS_EVENTS:
+            self.dialout.on_progress(event)  # on the channel's own serial queue
+            return
         self.conferences.on_event(event)
 
     def _gauges(self) -> Iterable[tuple[str, float, dict[str, str]]]:

@@ -19,9 +19,13 @@ Theory of operation
 The call then moves along Twilio's statuses, each step stored (Call row,
 participant row) with its StatusCallback (outbox) in one transaction:
 
-* ``initiated`` and ``ringing`` once FreeSWITCH accepted the job (the inbound
-  connection does not follow CHANNEL_PROGRESS, so "ringing" means "FreeSWITCH
-  is dialling": written down here as a choice);
+* ``initiated`` once FreeSWITCH accepted the job;
+* ``ringing`` when the leg rings: the first CHANNEL_PROGRESS (a 180) or
+  CHANNEL_PROGRESS_MEDIA (a 183, early media) of our origination uuid, which
+  the inbound connection follows (:meth:`DialOut.on_progress`). A leg answered
+  without ringing first still reports ``ringing`` before ``answered`` (skipped
+  steps are filled in, below); a leg refused before it rang (busy, rejected)
+  goes from ``initiated`` to its final status, as Twilio reports it;
 * ``in-progress`` (``answered``) when the answered leg reaches the outbound
   server: :class:`~fsconf.calls.service.CallService` sees ``fsconf_dialout``
   and hands the session to :meth:`DialOut.answered`, which joins the
@@ -69,13 +73,14 @@ from fsconf.conference.model import (
 )
 from fsconf.errors import EslError, StoreError, TwilioApiError
 from fsconf.esl import commands
+from fsconf.esl.frames import Event
 from fsconf.esl.inbound import InboundClient
 from fsconf.esl.outbound import OutboundSession
 from fsconf.service.conferences import ConferenceService
 from fsconf.service.control import ParticipantCreate
 from fsconf.store import models, repositories
 from fsconf.store.db import transaction
-from fsconf.store.ids import is_sid
+from fsconf.store.ids import InvalidSidError, call_sid_from_uuid, is_sid
 from fsconf.store.times import format_rfc2822, utc_now
 from fsconf.webhooks.outbox import enqueue
 
@@ -339,7 +344,7 @@ class DialOut:
             self.advance(leg, "failed")
             return
         logger.info("%s: originating (job accepted by %s)", leg.call_sid, node.label)
-        self.advance(leg, "ringing")
+        self.advance(leg, "initiated")
         try:
             result = job.get(timeout=leg.create.timeout + self.connect_timeout)
         except gevent.Timeout:
@@ -368,6 +373,18 @@ class DialOut:
         except EslError as error:
             logger.info("%s: uuid_kill: %s", leg.call_sid, error)
         self.advance(leg, "failed")
+
+    def on_progress(self, event: Event) -> None:
+        """CHANNEL_PROGRESS or CHANNEL_PROGRESS_MEDIA from the inbound connection:
+        a leg we originated rings (other channels' progress is not ours)."""
+        uuid = event.unique_id or ""
+        try:
+            call_sid = call_sid_from_uuid(uuid)
+        except InvalidSidError:
+            return
+        leg = self.legs.get(call_sid)
+        if leg is not None and leg.uuid == uuid.lower():
+            self.advance(leg, "ringing")
 
     # --- the answered leg (from CallService.handle) -------------------------------------
 

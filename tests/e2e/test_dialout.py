@@ -17,6 +17,7 @@ from fsconf.demo import Received, running_stack
 from fsconf.errors import EslArgumentError
 from fsconf.esl import commands
 from fsconf.store import models
+from fsconf.store.ids import uuid_from_call_sid
 from fsconf.testing.dialplan import Silent
 
 UUID = "0f0e0d0c-0b0a-4909-8807-060504030201"
@@ -229,16 +230,53 @@ def test_create_by_sid_of_an_ended_conference_is_404_and_dials_nothing(stack):
     assert len(originates(stack)) == 1
 
 
+@pytest.mark.parametrize("ring", ["ring_ready", "pre_answer"])
+def test_ringing_is_reported_when_the_callee_rings_not_when_the_job_is_accepted(stack, ring):
+    """A 180 (ring_ready: CHANNEL_PROGRESS) or a 183 (early media:
+    CHANNEL_PROGRESS_MEDIA) on our leg is Twilio's "ringing"; accepting the
+    originate job is only "initiated"."""
+    stack.switch.dialplan[CALLEE] = [("park", "")]  # silent until the test rings it
+    customer = stack.customer
+
+    participant = dial(stack, "Ringing", label="callee")
+
+    call_sid = participant.call_sid
+    assert customer.wait_for(lambda r: "initiated" in statuses(r, call_sid))
+    # Job accepted, the callee silent: nothing more to say yet.
+    assert not customer.wait_for(lambda r: len(statuses(r, call_sid)) > 1, timeout=0.5)
+    conference = client_for(stack).conferences(participant.conference_sid)
+    assert conference.participants("callee").fetch().status == "queued"
+
+    callee = stack.switch.channels[uuid_from_call_sid(call_sid)].other
+    getattr(callee, ring)()  # the callee's phone rings (or plays early media)
+
+    assert customer.wait_for(lambda r: "ringing" in statuses(r, call_sid))
+    assert statuses(customer.received, call_sid) == ["initiated", "ringing"]
+    assert conference.participants("callee").fetch().status == "ringing"
+
+    callee.answer()
+
+    assert customer.wait_for(lambda r: conference_event(r, "participant-join", call_sid))
+    assert customer.wait_for(lambda r: "in-progress" in statuses(r, call_sid))
+    assert statuses(customer.received, call_sid)[:3] == ["initiated", "ringing", "in-progress"]
+    sequence = [r.get("SequenceNumber") for r in call_events(customer.received, call_sid)]
+    assert sequence[:3] == ["0", "1", "2"]
+    assert conference.participants("callee").fetch().status == "connected"
+
+
 @pytest.mark.parametrize(
-    "plan, timeout, status",
+    "plan, timeout, status, rang",
     [
-        ([("hangup", "USER_BUSY")], None, "busy"),
-        ([("hangup", "NO_ANSWER")], None, "no-answer"),
-        ([("hangup", "CALL_REJECTED")], None, "failed"),
-        ([("park", "")], 5, "no-answer"),  # rings, never answers: originate_timeout
+        # Refused before it rang: Twilio reports no "ringing".
+        ([("hangup", "USER_BUSY")], None, "busy", False),
+        ([("hangup", "CALL_REJECTED")], None, "failed", False),
+        ([("ring_ready", ""), ("hangup", "NO_ANSWER")], None, "no-answer", True),
+        ([("ring_ready", ""), ("park", "")], 5, "no-answer", True),  # originate_timeout
     ],
 )
-def test_a_leg_that_is_not_answered_ends_failed_with_twilios_status(stack, plan, timeout, status):
+def test_a_leg_that_is_not_answered_ends_failed_with_twilios_status(
+    stack, plan, timeout, status, rang
+):
     stack.switch.dialplan[CALLEE] = plan
     customer = stack.customer
     extra = {"timeout": timeout} if timeout else {}
@@ -248,13 +286,14 @@ def test_a_leg_that_is_not_answered_ends_failed_with_twilios_status(stack, plan,
     call_sid = participant.call_sid
     assert participant.status == "queued"
     assert customer.wait_for(lambda r: status in statuses(r, call_sid), timeout=15)
-    assert statuses(customer.received, call_sid) == ["initiated", "ringing", status]
+    expected = ["initiated", "ringing", status] if rang else ["initiated", status]
+    assert statuses(customer.received, call_sid) == expected
     final = call_events(customer.received, call_sid)[-1]
     assert final.get("CallDuration") == "0" and final.signature_ok
     assert not conference_event(customer.received, "participant-join", call_sid)
     if timeout:
         assert f"originate_timeout={timeout}" in originates(stack)[0]
-    assert stack.app.wait_delivered(3)
+    assert stack.app.wait_delivered(len(expected))
     with stack.app.sessions() as session:
         assert session.get(models.Call, call_sid).status == status
         row = session.query(models.Participant).filter_by(call_sid=call_sid).one()
