@@ -171,6 +171,7 @@ class Leg:
     status: str = "queued"
     sequence: int = 0
     answered_at: datetime | None = None
+    rang: bool = False  # a progress event of ours arrived (see on_progress)
     lock: gevent.lock.RLock = field(default_factory=gevent.lock.RLock, repr=False)
     connected: gevent.event.Event = field(default_factory=gevent.event.Event, repr=False)
     finished: gevent.event.Event = field(default_factory=gevent.event.Event, repr=False)
@@ -384,6 +385,9 @@ class DialOut:
             return
         leg = self.legs.get(call_sid)
         if leg is not None and leg.uuid == uuid.lower():
+            # Before the lock: the originate's end (a BACKGROUND_JOB right behind
+            # this event) may take it first, and must still report the ring.
+            leg.rang = True
             self.advance(leg, "ringing")
 
     # --- the answered leg (from CallService.handle) -------------------------------------
@@ -447,7 +451,10 @@ class DialOut:
             if leg.status in TERMINAL:
                 return
             if status in TERMINAL:
-                steps = [status]
+                # A leg that rang says so before its end (no-answer after ringing).
+                rung = "ringing" if leg.rang else leg.status
+                steps = [s for s in PROGRESS if _RANK[leg.status] < _RANK[s] <= _RANK[rung]]
+                steps.append(status)
             else:
                 steps = [s for s in PROGRESS if _RANK[leg.status] < _RANK[s] <= _RANK[status]]
             if not steps:

@@ -270,6 +270,8 @@ def test_ringing_is_reported_when_the_callee_rings_not_when_the_job_is_accepted(
         # Refused before it rang: Twilio reports no "ringing".
         ([("hangup", "USER_BUSY")], None, "busy", False),
         ([("hangup", "CALL_REJECTED")], None, "failed", False),
+        # The ring and the originate's end arrive back to back: on PostgreSQL the end
+        # took the leg first and the ring was lost, until a leg kept that it rang.
         ([("ring_ready", ""), ("hangup", "NO_ANSWER")], None, "no-answer", True),
         ([("ring_ready", ""), ("park", "")], 5, "no-answer", True),  # originate_timeout
     ],
