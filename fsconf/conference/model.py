@@ -31,78 +31,15 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 
+from fsconf.twilio_enums import Beep as Beep
+from fsconf.twilio_enums import HttpMethod as HttpMethod
+from fsconf.twilio_enums import JitterBufferSize as JitterBufferSize
+from fsconf.twilio_enums import Record as Record
+from fsconf.twilio_enums import RecordingEvent as RecordingEvent
+from fsconf.twilio_enums import StatusCallbackToken as StatusCallbackToken
+from fsconf.twilio_enums import Trim as Trim
+
 # --- Enumerations (values are Twilio's spellings) ---------------------------------
-
-
-class HttpMethod(StrEnum):
-    GET = "GET"
-    POST = "POST"
-
-
-class Beep(StrEnum):
-    TRUE = "true"
-    FALSE = "false"
-    ON_ENTER = "onEnter"
-    ON_EXIT = "onExit"
-
-    @property
-    def on_enter(self) -> bool:
-        return self in (Beep.TRUE, Beep.ON_ENTER)
-
-    @property
-    def on_exit(self) -> bool:
-        return self in (Beep.TRUE, Beep.ON_EXIT)
-
-    @staticmethod
-    def of(on_enter: bool, on_exit: bool) -> Beep:
-        return _BEEPS[(on_enter, on_exit)]
-
-
-_BEEPS = {
-    (True, True): Beep.TRUE,
-    (True, False): Beep.ON_ENTER,
-    (False, True): Beep.ON_EXIT,
-    (False, False): Beep.FALSE,
-}
-
-
-class JitterBufferSize(StrEnum):
-    SMALL = "small"
-    MEDIUM = "medium"
-    LARGE = "large"
-    OFF = "off"
-
-
-class Record(StrEnum):
-    DO_NOT_RECORD = "do-not-record"
-    RECORD_FROM_START = "record-from-start"
-
-
-class Trim(StrEnum):
-    TRIM_SILENCE = "trim-silence"
-    DO_NOT_TRIM = "do-not-trim"
-
-
-class StatusCallbackToken(StrEnum):
-    """The words of ``statusCallbackEvent``."""
-
-    START = "start"
-    END = "end"
-    JOIN = "join"
-    LEAVE = "leave"
-    MUTE = "mute"
-    HOLD = "hold"
-    MODIFY = "modify"
-    SPEAKER = "speaker"
-    ANNOUNCEMENT = "announcement"
-
-
-class RecordingEvent(StrEnum):
-    """The words of ``recordingStatusCallbackEvent`` (and RecordingStatus)."""
-
-    IN_PROGRESS = "in-progress"
-    COMPLETED = "completed"
-    ABSENT = "absent"
 
 
 class ConferenceStatus(StrEnum):

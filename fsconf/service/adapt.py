@@ -16,16 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from fsconf.conference import events as engine_events
-from fsconf.conference.model import (
-    Beep,
-    HttpMethod,
-    JitterBufferSize,
-    ParticipantSettings,
-    Record,
-    RecordingEvent,
-    StatusCallbackToken,
-    Trim,
-)
+from fsconf.conference.model import ParticipantSettings
 from fsconf.esl.frames import Event
 from fsconf.store.ids import call_sid_from_uuid
 
@@ -62,29 +53,27 @@ def _settings(dial: Dial, noun: Conference) -> ParticipantSettings:
     events = noun.status_callback_event or frozenset()
     return ParticipantSettings(
         muted=noun.muted,
-        beep=Beep(noun.beep.value),
+        beep=noun.beep,
         start_conference_on_enter=noun.start_conference_on_enter,
         end_conference_on_exit=noun.end_conference_on_exit,
         participant_label=noun.participant_label,
-        jitter_buffer_size=JitterBufferSize(noun.jitter_buffer_size.value),
+        jitter_buffer_size=noun.jitter_buffer_size,
         wait_url=noun.wait_url,
-        wait_method=HttpMethod(noun.wait_method.value),
+        wait_method=noun.wait_method,
         max_participants=noun.max_participants,
-        record=Record(noun.record.value),
+        record=noun.record,
         region=noun.region.value if noun.region is not None else None,
-        trim=Trim(noun.trim.value),
+        trim=noun.trim,
         coach=noun.coach,
-        status_callback_event=frozenset(StatusCallbackToken(e.value) for e in events),
+        status_callback_event=frozenset(events),
         status_callback=noun.status_callback,
-        status_callback_method=HttpMethod(noun.status_callback_method.value),
+        status_callback_method=noun.status_callback_method,
         recording_status_callback=noun.recording_status_callback,
-        recording_status_callback_method=HttpMethod(noun.recording_status_callback_method.value),
-        recording_status_callback_event=frozenset(
-            RecordingEvent(e.value) for e in noun.recording_status_callback_event
-        ),
+        recording_status_callback_method=noun.recording_status_callback_method,
+        recording_status_callback_event=frozenset(noun.recording_status_callback_event),
         event_callback_url=noun.event_callback_url,
         action=dial.action,
-        method=HttpMethod(dial.method.value),
+        method=dial.method,
         hangup_on_star=dial.hangup_on_star,
         time_limit=dial.time_limit,
     )

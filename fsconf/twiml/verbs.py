@@ -30,39 +30,18 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
+# Shared with the engine (one definition each); the TwiML names of two of them.
+from fsconf.twilio_enums import Beep as Beep
+from fsconf.twilio_enums import HttpMethod as HttpMethod
+from fsconf.twilio_enums import JitterBufferSize as JitterBufferSize
+from fsconf.twilio_enums import Record, StatusCallbackToken
+from fsconf.twilio_enums import RecordingEvent as RecordingEvent
+from fsconf.twilio_enums import Trim as Trim
+
 # --- Enumerations (values are Twilio's spellings) ------------------------------
 
-
-class HttpMethod(StrEnum):
-    GET = "GET"
-    POST = "POST"
-
-
-class Beep(StrEnum):
-    TRUE = "true"
-    FALSE = "false"
-    ON_ENTER = "onEnter"
-    ON_EXIT = "onExit"
-
-    @property
-    def on_enter(self) -> bool:
-        return self in (Beep.TRUE, Beep.ON_ENTER)
-
-    @property
-    def on_exit(self) -> bool:
-        return self in (Beep.TRUE, Beep.ON_EXIT)
-
-
-class JitterBufferSize(StrEnum):
-    SMALL = "small"
-    MEDIUM = "medium"
-    LARGE = "large"
-    OFF = "off"
-
-
-class ConferenceRecord(StrEnum):
-    DO_NOT_RECORD = "do-not-record"
-    RECORD_FROM_START = "record-from-start"
+ConferenceRecord = Record
+ConferenceEvent = StatusCallbackToken
 
 
 class Region(StrEnum):
@@ -73,29 +52,6 @@ class Region(StrEnum):
     BR1 = "br1"
     AU1 = "au1"
     JP1 = "jp1"
-
-
-class Trim(StrEnum):
-    TRIM_SILENCE = "trim-silence"
-    DO_NOT_TRIM = "do-not-trim"
-
-
-class ConferenceEvent(StrEnum):
-    START = "start"
-    END = "end"
-    JOIN = "join"
-    LEAVE = "leave"
-    MUTE = "mute"
-    HOLD = "hold"
-    MODIFY = "modify"
-    SPEAKER = "speaker"
-    ANNOUNCEMENT = "announcement"
-
-
-class RecordingEvent(StrEnum):
-    IN_PROGRESS = "in-progress"
-    COMPLETED = "completed"
-    ABSENT = "absent"
 
 
 class RejectReason(StrEnum):
