@@ -213,7 +213,7 @@ class DialOut:
         to = check_address("To", create.to, TO_INVALID)
         from_ = check_address("From", create.from_, FROM_INVALID)
         channel_uuid = str(uuid_module.uuid4())
-        call_sid = "CA" + channel_uuid.replace("-", "")
+        call_sid = call_sid_from_uuid(channel_uuid)  # on_progress finds the leg by it
         command = self._command(channel_uuid, call_sid, from_, to, create.timeout)
         settings = participant_settings_of(create)
         now = self.clock()
@@ -383,8 +383,8 @@ class DialOut:
             call_sid = call_sid_from_uuid(uuid)
         except InvalidSidError:
             return
-        leg = self.legs.get(call_sid)
-        if leg is not None and leg.uuid == uuid.lower():
+        leg = self.legs.get(call_sid)  # keyed by the CallSid its uuid makes
+        if leg is not None:
             # Before the lock: the originate's end (a BACKGROUND_JOB right behind
             # this event) may take it first, and must still report the ring.
             leg.rang = True
@@ -452,11 +452,11 @@ class DialOut:
                 return
             if status in TERMINAL:
                 # A leg that rang says so before its end (no-answer after ringing).
-                rung = "ringing" if leg.rang else leg.status
-                steps = [s for s in PROGRESS if _RANK[leg.status] < _RANK[s] <= _RANK[rung]]
-                steps.append(status)
+                reached, final = ("ringing" if leg.rang else leg.status), [status]
             else:
-                steps = [s for s in PROGRESS if _RANK[leg.status] < _RANK[s] <= _RANK[status]]
+                reached, final = status, []
+            steps = [s for s in PROGRESS if _RANK[leg.status] < _RANK[s] <= _RANK[reached]]
+            steps += final
             if not steps:
                 return
             now = self.clock()
