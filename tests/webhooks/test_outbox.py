@@ -17,7 +17,9 @@ from fsconf.errors import WebhookError
 from fsconf.store import repositories as repo
 from fsconf.store.db import transaction
 from fsconf.store.models import Callback
+from fsconf.webhooks import outbox
 from fsconf.webhooks.outbox import (
+    PAIR_TEXTS_LIMIT,
     _plan_for,
     enqueue,
     enqueue_conference_callback,
@@ -311,3 +313,41 @@ def test_the_short_sqlite_bind_writes_exactly_what_sqlalchemy_writes() -> None:
     assert plan.bind(row)[-2:] == ("2017-06-01 20:48:32.000000", None)
     with pytest.raises(ValueError, match="naive datetime"):
         plan.bind((*row[:11], datetime(2017, 6, 1), None))
+
+
+def _stored_params(params: object) -> str:
+    """The params column callback_values writes for ``params``."""
+    row = outbox.callback_values(
+        account_sid="AC1", url="http://a/b", method="POST", params=params,  # type: ignore[arg-type]
+        kind="conference-status", conference_sid="CF1", call_sid=None,
+        sequence_number=None, ordering_key="CF1", now=T0,
+    )  # fmt: skip
+    return str(row[8])
+
+
+def test_stored_params_are_exactly_what_json_writes() -> None:
+    """The params column is built from remembered pair texts: it must stay the
+    text json.dumps writes (readers and old rows alike), whatever the values."""
+    picker = random.Random(7)
+    alphabet = 'aZ09 "\\/\n\t\x00\x1f\u00e9\u2028\U0001f600<>&='
+    for _ in range(300):
+        params = tuple(
+            (
+                picker.choice(["CallSid", "Muted", "Timestamp", 'Naïve "name"']),
+                "".join(picker.choice(alphabet) for _ in range(picker.randrange(12))),
+            )
+            for _ in range(picker.randrange(15))
+        )
+        twice = [_stored_params(params), _stored_params(params)]  # computed, then remembered
+        assert twice == [json.dumps(params, ensure_ascii=False)] * 2, params
+    # What is not a pair of str still goes through json, as before.
+    for odd in (["CallSid", "CA1"], ("SequenceNumber", 3), ("a", "b", "c"), ("a", ["b"])):
+        mixed = (("Muted", "false"), odd)
+        assert _stored_params(mixed) == json.dumps(mixed, ensure_ascii=False), odd
+    assert _stored_params([]) == "[]"
+
+
+def test_the_pair_memo_is_bounded() -> None:
+    for number in range(PAIR_TEXTS_LIMIT * 3):
+        _stored_params((("SequenceNumber", str(number)),))
+    assert 0 < len(outbox._PAIR_TEXTS) <= PAIR_TEXTS_LIMIT
