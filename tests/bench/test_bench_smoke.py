@@ -45,6 +45,9 @@ def test_pipeline_speaker_storm_tiny():
     assert re.search(r"out of order 0, duplicates 0, bad signatures 0", text), text
     assert re.search(r"^callbacks delivered/s: [\d,]+$", text, re.MULTILINE), text
     assert re.search(r"p99 [\d.]+ ms", text), text
+    # The CPU is read once per round, at the commit that completes it.
+    cpu = re.search(r"^process CPU per event until committed: (\d+) us", text, re.MULTILINE)
+    assert cpu is not None and 0 < int(cpu.group(1)) < 100_000, text
 
 
 def test_load_small_loses_nothing():
