@@ -24,8 +24,9 @@ A supervisor greenlet loops for the client's whole life:
 Invariants: a disconnect fails every pending ``api`` and every pending
 ``bgapi`` job with :class:`EslDisconnected`; events reach ``on_event`` through
 a :class:`~fsconf.esl.dispatch.KeyedDispatcher` (serial per key, never
-blocking the reader); the BACKGROUND_JOB of one of our jobs resolves that job
-and is not dispatched.
+blocking the reader), or reach ``on_event_inline`` on the reader itself when
+the owner says it can take them without blocking; the BACKGROUND_JOB of one
+of our jobs resolves that job and is not dispatched.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class InboundClient:
         *,
         subscriptions: Iterable[str],
         on_event: Callable[[Event], None],
+        on_event_inline: Callable[[Event], bool] | None = None,
         reconcile: Callable[[InboundClient], None] | None = None,
         key_for: Callable[[Event], Hashable] = default_key,
         heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
@@ -123,7 +125,11 @@ class InboundClient:
         self._random = random
         self._clock = clock
         self._dispatcher = KeyedDispatcher(
-            on_event, key_for=key_for, warn_at=queue_warn_at, label=self.label
+            on_event,
+            key_for=key_for,
+            warn_at=queue_warn_at,
+            label=self.label,
+            inline=on_event_inline,
         )
         self._jobs: dict[str, gevent.event.AsyncResult] = {}
         self._connection: EslConnection | None = None

@@ -138,6 +138,7 @@ class Fsconf:
                 node.password,
                 subscriptions=SUBSCRIPTIONS,
                 on_event=self._on_event,
+                on_event_inline=self._on_event_inline,
                 reconcile=self.reconciler,
                 on_restart=self._on_switch_restart,
                 heartbeat_timeout=self.tuning.heartbeat_timeout,
@@ -343,6 +344,18 @@ class Fsconf:
             self.dialout.on_progress(event)  # on the channel's own serial queue
             return
         self.conferences.on_event(event)
+
+    def _on_event_inline(self, event: Event) -> bool:
+        """On the socket reader, when the event's key has nothing queued: most
+        events only go onto their room's queue (or nowhere), which never
+        blocks. A dial-out's progress takes its leg's lock and a recording
+        pause writes its row: those go to their key's worker (False)."""
+        if event.name in PROGRESS_EVENTS:
+            return False
+        if not self.conferences.take_event(event):
+            return False
+        self.metrics.event()
+        return True
 
     def _gauges(self) -> Iterable[tuple[str, float, dict[str, str]]]:
         yield from self.conferences.gauges()

@@ -1091,20 +1091,29 @@ class ConferenceService:
 
     def on_event(self, event: Event) -> None:
         """An inbound ESL event (already on its conference's serial queue)."""
+        if self.take_event(event):
+            return
+        # Pause/resume have no Twilio callback and no engine state: the row
+        # follows FreeSWITCH's confirming event (take_event left only these).
+        sid = room_of(event) or ""
+        self._set_recording_status(sid, event.get("Path") or "", RECORDING_PAUSES[event.action])
+
+    def take_event(self, event: Event) -> bool:
+        """Handle ``event`` if that cannot block: put it on its room's queue, or
+        ignore it (not a live room's). False: a recording pause or resume,
+        whose row :meth:`on_event` writes (a transaction: it may wait)."""
         sid = room_of(event)
         if sid is None:
-            return
+            return True
         room = self.rooms.get(sid)
         if room is None:
-            return
+            return True
         if event.action in RECORDING_PAUSES:
-            # Pause/resume have no Twilio callback and no engine state: the
-            # row follows FreeSWITCH's confirming event.
-            self._set_recording_status(sid, event.get("Path") or "", RECORDING_PAUSES[event.action])
-            return
+            return False
         engine_event = engine_input(event, lambda: new_sid("RE"))
         if engine_event is not None:
             room.put(engine_event)
+        return True
 
     def _set_recording_status(self, conference_sid: str, path: str, status: str) -> None:
         with transaction(self.sessions) as session:

@@ -16,6 +16,7 @@ import math
 import struct
 from pathlib import Path
 
+import gevent
 import pytest
 
 from fsconf.service.trim import trim_silence
@@ -187,3 +188,30 @@ def test_do_not_trim_leaves_the_file_alone(stack, shared):
     assert callback.get("RecordingStatus") == "completed"
     # FreeSWITCH's own length (Milliseconds-Elapsed), not the file's 5.5 s.
     assert callback.get("RecordingDuration") != "6"
+
+
+def test_pause_and_resume_follow_freeswitch_events(stack):
+    """REST Status=paused/in-progress: fsconf sends ``conference ... recording
+    pause|resume`` and answers once FreeSWITCH's pause-recording /
+    resume-recording event has moved the row. Those events are the ones the
+    inbound reader does not take inline (their row is a transaction): they go
+    through the conference's worker, and must still arrive."""
+    customer = stack.customer
+    customer.documents["/voice"] = twiml(
+        "Paused Room", events_url=customer.url("/events"), record="record-from-start"
+    )
+    stack.call("/voice", caller="+15551230001", name="Alice")
+    stack.call("/voice", caller="+15551230002", name="Bob")
+    wait(customer, has("conference-start"), "the start")
+    sid = support.conference_sid(customer)
+    wait_command(stack, lambda line: line.startswith(f"conference {sid} record "))
+    conference = support.rest(stack).conferences(sid)
+    with gevent.Timeout(5):
+        while not (listed := conference.recordings.list()):
+            gevent.sleep(0.05)
+    recording = conference.recordings(listed[0].sid)
+    assert recording.update(status="paused").status == "paused"
+    assert any(line.startswith(f"conference {sid} recording pause ") for line in api_lines(stack))
+    assert recording.fetch().status == "paused"
+    assert recording.update(status="in-progress").status == "in-progress"
+    assert any(line.startswith(f"conference {sid} recording resume ") for line in api_lines(stack))

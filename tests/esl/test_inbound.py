@@ -335,3 +335,120 @@ def test_dispatcher_logs_a_growing_backlog_but_drops_nothing(
     gate.set()
     assert dispatcher.wait_idle(WAIT)
     assert seen == [f"E{n}" for n in range(12)]
+
+
+def _room_event(room: str, action: str) -> Event:
+    headers = {"Event-Name": "CUSTOM", "Event-Subclass": "conference::maintenance"}
+    return Event({**headers, "Conference-Name": room, "Action": action}, None)
+
+
+def test_inline_handler_takes_events_of_an_idle_key_on_the_caller() -> None:
+    """No queue and no worker for a key with nothing waiting: the event is
+    handled before submit returns, and the worker's handler never sees it."""
+    inline: list[str] = []
+    worked: list[str] = []
+
+    def take(event: Event) -> bool:
+        inline.append(event.get("Action") or "")
+        return True
+
+    dispatcher = KeyedDispatcher(lambda e: worked.append(e.name), inline=take)
+    dispatcher.submit(_room_event(ROOM_A, "start-talking"))
+    assert inline == ["start-talking"]  # already, without a yield
+    assert dispatcher.backlog == 0
+    assert dispatcher.wait_idle(WAIT)
+    gevent.sleep(0)
+    assert worked == []
+
+
+def test_inline_handler_never_overtakes_events_queued_for_its_key() -> None:
+    """While a key's worker is busy, its later events queue behind it even
+    when the inline handler would take them: order within a key holds."""
+    gate = gevent.event.Event()
+    order: list[str] = []
+
+    def handler(event: Event) -> None:
+        if event.get("Action") == "slow":
+            gate.wait()
+        order.append(f"worker {event.get('Action')}")
+
+    def take(event: Event) -> bool:
+        if event.get("Action") == "slow":
+            return False  # this one may block: it goes to the worker
+        order.append(f"inline {event.get('Action')}")
+        return True
+
+    dispatcher = KeyedDispatcher(handler, inline=take)
+    dispatcher.submit(_room_event(ROOM_A, "slow"))
+    dispatcher.submit(_room_event(ROOM_A, "after-slow"))
+    dispatcher.submit(_room_event(ROOM_B, "other-room"))
+    gevent.sleep(0)
+    assert order == ["inline other-room"]  # room B is not held up by room A
+    gate.set()
+    assert dispatcher.wait_idle(WAIT)
+    assert order == ["inline other-room", "worker slow", "worker after-slow"]
+    # Room A's queue is gone with its worker: the next one is inline again.
+    dispatcher.submit(_room_event(ROOM_A, "later"))
+    assert order[-1] == "inline later"
+
+
+def test_inline_handler_that_raises_is_logged_and_the_reader_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    taken: list[str] = []
+
+    def take(event: Event) -> bool:
+        if event.get("Action") == "bad":
+            raise RuntimeError("boom")
+        taken.append(event.get("Action") or "")
+        return True
+
+    dispatcher = KeyedDispatcher(lambda e: None, inline=take, label="test")
+    dispatcher.submit(_room_event(ROOM_A, "bad"))
+    dispatcher.submit(_room_event(ROOM_A, "good"))
+    assert taken == ["good"]
+    assert "inline handler failed on CUSTOM" in caplog.text
+
+
+def test_held_events_are_not_taken_inline_until_release() -> None:
+    taken: list[str] = []
+
+    def take(event: Event) -> bool:
+        taken.append(event.get("Action") or "")
+        return True
+
+    dispatcher = KeyedDispatcher(lambda e: None, inline=take)
+    dispatcher.hold()
+    dispatcher.submit(_room_event(ROOM_A, "one"))
+    dispatcher.submit(_room_event(ROOM_B, "two"))
+    assert taken == []
+    dispatcher.release()
+    assert taken == ["one", "two"]
+
+
+def test_the_client_offers_events_to_its_inline_handler_first(switch: ScriptedSwitch) -> None:
+    """Over the socket: a conference event the owner takes inline never reaches
+    ``on_event``; one it declines does, in order with the others of its key."""
+    taken: gevent.queue.Queue = gevent.queue.Queue()
+    queued: gevent.queue.Queue = gevent.queue.Queue()
+
+    def inline(event: Event) -> bool:
+        if event.action == "pause-recording":
+            return False
+        taken.put(event.action)
+        return True
+
+    inbound = make_client(switch, queued, on_event_inline=inline)
+    inbound.start()
+    try:
+        assert inbound.wait_connected(WAIT)
+        peer = switch.next_connection()
+        peer.send(
+            conference_event(ROOM_A, "start-talking"),
+            conference_event(ROOM_A, "pause-recording"),
+        )
+        assert taken.get(timeout=WAIT) == "start-talking"
+        assert queued.get(timeout=WAIT).action == "pause-recording"
+        assert taken.empty() and queued.empty()
+    finally:
+        inbound.stop()
