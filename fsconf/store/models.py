@@ -393,7 +393,8 @@ class Callback(Base):
         CheckConstraint("attempts >= 0", name="attempts"),
         Index("ix_callbacks_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_callbacks_ordering_key_status_id", "ordering_key", "status", "id"),
-        Index("ix_callbacks_conference_sid_sequence_number", "conference_sid", "sequence_number"),
+        # No index on conference_sid: no query of fsconf's filters on it, and a
+        # speaker storm inserts a row per talking event (migration 0002).
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

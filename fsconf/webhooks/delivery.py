@@ -919,7 +919,10 @@ def list_callbacks(
     conference_sid: str | None = None,
     limit: int | None = None,
 ) -> list[Callback]:
-    """Outbox rows, oldest first; ``failed_only`` shows the dead letters."""
+    """Outbox rows, oldest first; ``failed_only`` shows the dead letters.
+
+    ``conference_sid`` reads the whole outbox (no index serves it since
+    migration 0002: every storm row paid for one that only this used)."""
     query = select(Callback)
     if failed_only:
         query = query.where(Callback.status == "failed")

@@ -16,18 +16,68 @@ def test_script_location_finds_the_migrations() -> None:
     location = Path(migrate.script_location())
     assert (location / "env.py").is_file()
     assert (location / "versions" / "0001_initial.py").is_file()
-    assert migrate.head() == "0001"
+    assert migrate.head() == "0002"
 
 
 def test_upgrade_head_then_check(db_url: str) -> None:
     assert migrate.current(db_url) is None
     assert migrate.pending(db_url) is True
     migrate.upgrade(db_url)
-    assert migrate.current(db_url) == "0001"
+    assert migrate.current(db_url) == "0002"
     assert migrate.pending(db_url) is False
     migrate.check(db_url)  # raises if models and migrations differ
     migrate.upgrade(db_url)  # idempotent
-    assert migrate.current(db_url) == "0001"
+    assert migrate.current(db_url) == "0002"
+
+
+def _callback_indexes(db_url: str) -> set[str]:
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            return {index["name"] for index in inspect(connection).get_indexes("callbacks")}
+    finally:
+        engine.dispose()
+
+
+def test_0002_drops_the_unused_callbacks_index_and_keeps_the_rows(db_url: str) -> None:
+    """A database made at 0001, with an outbox row, moves to head: the row
+    stays, the index goes, and ``check`` agrees with the models."""
+    migrate.upgrade(db_url, "0001")
+    assert "ix_callbacks_conference_sid_sequence_number" in _callback_indexes(db_url)
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO accounts (sid, auth_token, friendly_name, voice_method,"
+                    " fallback_method, status, date_created, date_updated) VALUES"
+                    " ('AC1', 't', 'a', 'POST', 'POST', 'active', :now, :now)"
+                ),
+                {"now": "2026-11-26 00:00:00"},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO callbacks (account_sid, kind, url, method, params, status,"
+                    " attempts, next_attempt_at, created) VALUES ('AC1', 'conference-status',"
+                    " 'http://app/status', 'POST', '[]', 'pending', 0, :now, :now)"
+                ),
+                {"now": "2026-11-26 00:00:00"},
+            )
+    finally:
+        engine.dispose()
+    assert migrate.pending(db_url) is True
+    migrate.upgrade(db_url)
+    assert migrate.current(db_url) == "0002"
+    indexes = _callback_indexes(db_url)
+    assert "ix_callbacks_conference_sid_sequence_number" not in indexes
+    assert {"ix_callbacks_status_next_attempt_at", "ix_callbacks_ordering_key_status_id"} <= indexes
+    migrate.check(db_url)
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM callbacks")).scalar() == 1
+    finally:
+        engine.dispose()
 
 
 def test_check_refuses_a_database_that_is_not_migrated(db_url: str) -> None:
