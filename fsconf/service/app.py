@@ -91,7 +91,11 @@ class Tuning:
 
 
 def delivery_worker(
-    sessions: SessionFactory, tuning: Tuning, *, on_delivered: Callable[[float], None] | None = None
+    sessions: SessionFactory,
+    tuning: Tuning,
+    *,
+    on_delivered: Callable[[float], None] | None = None,
+    give_way: Callable[[], bool] | None = None,
 ) -> DeliveryWorker:
     """The outbox's delivery worker exactly as ``fsconf serve`` runs it (benchmarks too)."""
     return DeliveryWorker(
@@ -101,6 +105,7 @@ def delivery_worker(
         max_attempts=tuning.delivery_max_attempts,
         poll_interval=tuning.delivery_poll_interval,
         on_delivered=on_delivered,
+        give_way=give_way,
     )
 
 
@@ -119,7 +124,13 @@ class Fsconf:
         self.checkpointer = Checkpointer.for_engine(self.db)
         self.sessions = make_session_factory(self.db)
         self.metrics = Metrics()
-        self.delivery = delivery_worker(self.sessions, self.tuning, on_delivered=self._delivered)
+        self.delivery = delivery_worker(
+            self.sessions,
+            self.tuning,
+            on_delivered=self._delivered,
+            # Events not yet applied before callbacks already safe in the outbox.
+            give_way=self._engine_behind,
+        )
         self.delivered = gevent.event.Event()
         engine_config = self.tuning.engine or EngineConfig(public_url=settings.public_url)
         self.conferences = ConferenceService(
@@ -344,6 +355,9 @@ class Fsconf:
             self.dialout.on_progress(event)  # on the channel's own serial queue
             return
         self.conferences.on_event(event)
+
+    def _engine_behind(self) -> bool:
+        return self.conferences.behind()
 
     def _on_event_inline(self, event: Event) -> bool:
         """On the socket reader, when the event's key has nothing queued: most

@@ -193,6 +193,12 @@ GROUP_ROW_LIMIT = 4096
 SQLite transaction holds the whole gevent hub while it runs: this bounds it
 to a few milliseconds."""
 
+BEHIND_INPUTS = 64
+"""Queued room inputs from which the engine counts as behind (see behind()):
+a burst, where at 1 000 events/s spread over rooms a queue holds one or two."""
+BEHIND_RECHECK = 0.002
+"""Seconds a behind() answer is reused."""
+
 ApiSender = Callable[[str], ApiResponse]
 """Send one api command text to the node that hosts the room."""
 
@@ -252,6 +258,8 @@ class Room:
         self.outcomes: dict[str, gevent.event.AsyncResult] = {}
         self.audio: dict[str, Any] = {}
         self.timers: dict[str, Any] = {}  # timer_id -> a started loop timer
+        self.taken = 0
+        """Inputs of the batch being applied and stored (out of the queue, not done)."""
         self.worker = gevent.spawn(self._run)
 
     @property
@@ -273,6 +281,7 @@ class Room:
             item = self.queue.get()
             if item is not None:
                 steps = self._take(item)
+                self.taken = len(steps)
                 try:
                     self._settle(steps)
                 except Exception as error:  # one bad input must not kill the room
@@ -283,6 +292,7 @@ class Room:
                         result = step.item.result
                         if result is not None and not result.ready():
                             result.set_exception(error)
+                self.taken = 0
             if self.state.status is ConferenceStatus.COMPLETED and self._idle():
                 self.service._forget(self)
                 return
@@ -912,6 +922,9 @@ class ConferenceService:
         self.clock = clock
         self.confirm_timeout = confirm_timeout
         self.rooms: dict[str, Room] = {}
+        self.behind_recheck = BEHIND_RECHECK
+        self._behind = False
+        self._behind_at = -BEHIND_RECHECK
         # Set (then cleared) whenever a recording row changes on an event.
         self.recordings_changed = gevent.event.Event()
 
@@ -1150,6 +1163,20 @@ class ConferenceService:
                 room.changed.wait()
             return
         raise TwilioApiError(20500, f"FreeSWITCH did not confirm {what} in time", 500)
+
+    def behind(self) -> bool:
+        """At least :data:`BEHIND_INPUTS` inputs wait in the rooms' queues or in
+        their batches being stored (the delivery worker gives way meanwhile).
+        An answer is reused for ``behind_recheck`` seconds: a look walks the rooms."""
+        now = time.monotonic()
+        if now - self._behind_at >= self.behind_recheck:
+            queued = 0
+            for room in self.rooms.values():
+                queued += len(room.queue.queue) + room.taken
+                if queued >= BEHIND_INPUTS:
+                    break
+            self._behind, self._behind_at = queued >= BEHIND_INPUTS, now
+        return self._behind
 
     def gauges(self) -> Iterable[tuple[str, float, dict[str, str]]]:
         states = [room.state for room in self.rooms.values()]

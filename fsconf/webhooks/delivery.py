@@ -71,6 +71,16 @@ Theory of operation
   rate the worker is idle and a :meth:`notify` starts a claim within a
   millisecond or two, so a lone callback goes out at once; in a storm each
   settle covers many callbacks and takes at most about a fifth of the time.
+* **Giving way.**  ``give_way`` (optional) says that work which must not
+  wait behind deliveries is queued: in ``fsconf serve``, FreeSWITCH events
+  the conference engine has not applied yet. Those live in memory only, and
+  a switch whose Event Socket consumer falls far enough behind drops events
+  and then the connection (mod_event_socket's ``MAX_QUEUE_LEN``), while a
+  callback is already safe in the outbox. So while it says so, no request is
+  sent and no claim is made, for at most ``give_way_limit`` seconds at a
+  time; then delivery takes a turn as long (it still advances under an
+  endless burst, at half its share). A burst of events therefore costs its
+  callbacks a little latency instead of slowing the engine.
 * **HTTP.**  :class:`~fsconf.webhooks.transport.Transport` speaks HTTP/1.1
   itself, with keep-alive, when that is exactly what the injected
   ``requests.Session`` would do, and goes through the session otherwise
@@ -162,6 +172,8 @@ _STREAMS_PER_SLOT: Final = 8
 _EAGER_SETTLE_ROWS: Final = 64
 #: Rows a claim reads at most from its candidates' chains (about 15 ms of work).
 _CLAIM_ROWS: Final = 1024
+#: Seconds between two looks at ``give_way`` while giving way.
+_GIVE_WAY_POLL: Final = 0.005
 
 _CALLBACKS: Table = Callback.__table__  # type: ignore[assignment]
 _ACCOUNTS: Table = Account.__table__  # type: ignore[assignment]
@@ -277,6 +289,8 @@ class DeliveryWorker:
         worker_id: str | None = None,
         rng: random.Random | None = None,
         on_delivered: Callable[[float], None] | None = None,
+        give_way: Callable[[], bool] | None = None,
+        give_way_limit: float = 0.5,
     ) -> None:
         if max_attempts < 1:
             raise WebhookError(f"max_attempts must be >= 1, got {max_attempts}")
@@ -314,6 +328,11 @@ class DeliveryWorker:
         self._busy_streams: set[str] = set()
         # time.monotonic() before which the next settle waits (run_once paces them).
         self._next_settle = 0.0
+        self._give_way = give_way
+        self.give_way_limit = give_way_limit
+        # Giving way: since when (monotonic), and until when delivery has its turn.
+        self._giving_since: float | None = None
+        self._turn_until = 0.0
 
     # --- the gevent loop -------------------------------------------------------
 
@@ -383,6 +402,7 @@ class DeliveryWorker:
                 # Enough finished work pays for a settle at once (its streams wait for it).
                 done = sum(len(result.attempted) for result in results)
                 if pause <= 0 or self._stopping or done >= _EAGER_SETTLE_ROWS:
+                    self._yield_to_engine()
                     # Finished chains free their streams: refill the slots either way.
                     chains = self._settle_turn(results, free * _STREAMS_PER_SLOT, bool(in_flight))
                     attempts += done
@@ -651,6 +671,28 @@ class DeliveryWorker:
             )
         return kept
 
+    def _yield_to_engine(self) -> None:
+        """Wait while ``give_way`` says so, within the limits (module docstring).
+
+        The slots and the claimer share one clock: the first to wait starts
+        it, and once the limit has passed they all go on for as long again.
+        """
+        busy = self._give_way
+        if busy is None:
+            return
+        while not self._stopping and busy():
+            now = time.monotonic()
+            if now < self._turn_until:
+                return
+            if self._giving_since is None:
+                self._giving_since = now
+            elif now - self._giving_since >= self.give_way_limit:
+                self._giving_since = None
+                self._turn_until = now + self.give_way_limit
+                return
+            gevent.sleep(_GIVE_WAY_POLL)
+        self._giving_since = None
+
     # --- sending -------------------------------------------------------------------
 
     def _send_batch(self, batch: list[tuple[_Job, ...]]) -> _ChainResult:
@@ -680,6 +722,7 @@ class DeliveryWorker:
                 and self._clock() + timedelta(seconds=self.deadline) > lease_until
             ):
                 break
+            self._yield_to_engine()
             outcome = self._send(job)
             attempted.append((job, outcome))
             if not outcome.delivered:

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import gevent
 import pytest
 from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -40,7 +41,7 @@ from fsconf.conference.model import (
 )
 from fsconf.errors import StoreError, WebhookError
 from fsconf.esl.frames import ApiResponse
-from fsconf.service.conferences import ConferenceService, Room
+from fsconf.service.conferences import BEHIND_INPUTS, ConferenceService, Room
 from fsconf.store import models, repositories
 from fsconf.store.db import transaction, transient_cause
 from fsconf.webhooks.outbox import callback_values, enqueue, insert_callbacks
@@ -403,3 +404,37 @@ def test_a_connection_lost_during_the_copy_is_a_transient_error(db_backend, sess
     # would be: the rooms retry it (an outage), they do not fail the input.
     assert isinstance(caught.value.__cause__, OperationalError)
     assert transient_cause(caught.value) is caught.value.__cause__
+
+
+def test_the_service_is_behind_while_a_burst_waits_or_is_being_stored(session_factory, made):
+    """What the delivery worker gives way to: BEHIND_INPUTS inputs queued in
+    the rooms or in their batches being stored; after the burst, not behind."""
+    rooms = Rooms(session_factory, ["first", "second"])
+    made.append(rooms)
+    service = rooms.service
+    service.behind_recheck = 0.0  # every look counts (no yield in between)
+    assert service.behind() is False
+    half = BEHIND_INPUTS // 2
+    for room, first in zip(rooms.rooms, rooms.first_call, strict=True):
+        for input_ in talking(half - 1, first):
+            room.put(input_)
+    assert service.behind() is False  # BEHIND_INPUTS - 2
+    for room, first in zip(rooms.rooms, rooms.first_call, strict=True):
+        room.put(talking(1, first + 1)[0])
+    assert service.behind() is True
+    seen_while_storing: list[bool] = []
+    store = service.writer.store
+
+    def watched(room: Room, rows: list[Any]) -> None:
+        seen_while_storing.append(service.behind())  # the batches are out of the queues
+        store(room, rows)
+
+    service.writer.store = watched  # type: ignore[method-assign]
+    with gevent.Timeout(WAIT):
+        while any(room.queue.qsize() or room.taken for room in rooms.rooms):
+            gevent.sleep(0.01)
+    assert seen_while_storing[:2] == [True, True]
+    assert service.behind() is False
+    service.behind_recheck = 60.0
+    rooms.rooms[0].put(talking(1, rooms.first_call[0])[0])
+    assert service.behind() is False  # the last answer, reused

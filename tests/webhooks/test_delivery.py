@@ -393,3 +393,54 @@ def test_backoff_delay_bounds() -> None:
         cap = min(300.0, 2.0 * 2 ** (attempts - 1))
         assert cap * 0.5 <= delay <= cap
     assert backoff_delay(10**6, base_delay=2.0, max_delay=300.0, rng=rng) <= 300.0
+
+
+def test_delivery_gives_way_while_the_engine_is_behind_then_takes_a_turn(
+    session_factory: Factory, http: requests.Session, receiver: Receiver, clock: FakeClock
+) -> None:
+    """While ``give_way`` says the engine is behind, nothing is claimed or sent,
+    for at most the limit; then delivery goes on although it still says so
+    (an endless burst must not starve the outbox); once it no longer says so,
+    callbacks go out at once."""
+    (sid,) = _conferences(session_factory, receiver.base + "/status", 1)
+    _join(session_factory, sid, 1, clock())
+    behind = [True]
+    worker = _worker(session_factory, http, clock, give_way=lambda: behind[0], give_way_limit=0.3)
+    started = time.monotonic()
+    runner = gevent.spawn(worker.run_once)
+    gevent.sleep(0.2)
+    assert receiver.requests == []  # giving way
+    assert runner.get(timeout=5) == 1  # still "behind": its turn came after the limit
+    waited = time.monotonic() - started
+    assert 0.3 <= waited < 1.5, waited
+    assert len(receiver.wait_for(1)) == 1
+    # During its turn (another limit long) delivery does not wait again.
+    _join(session_factory, sid, 2, clock())
+    began = time.monotonic()
+    assert worker.run_once() == 1
+    assert time.monotonic() - began < 0.2
+    # No longer behind: at once.
+    behind[0] = False
+    gevent.sleep(0.35)  # the turn is over; nothing to give way to anyway
+    _join(session_factory, sid, 3, clock())
+    began = time.monotonic()
+    assert worker.run_once() == 1
+    assert time.monotonic() - began < 0.2
+    assert [r.form["SequenceNumber"] for r in receiver.wait_for(2)] == ["2", "3"]
+
+
+def test_delivery_waits_for_the_engine_to_catch_up_when_it_does(
+    session_factory: Factory, http: requests.Session, receiver: Receiver, clock: FakeClock
+) -> None:
+    (sid,) = _conferences(session_factory, receiver.base + "/status", 1)
+    _join(session_factory, sid, 1, clock())
+    behind = [True]
+    worker = _worker(session_factory, http, clock, give_way=lambda: behind[0], give_way_limit=5)
+    runner = gevent.spawn(worker.run_once)
+    gevent.sleep(0.15)
+    assert receiver.requests == []
+    behind[0] = False  # caught up, long before the limit
+    caught_up = time.monotonic()
+    assert runner.get(timeout=5) == 1
+    assert time.monotonic() - caught_up < 0.5
+    assert len(receiver.wait_for(1)) == 1
