@@ -193,9 +193,10 @@ GROUP_ROW_LIMIT = 4096
 SQLite transaction holds the whole gevent hub while it runs: this bounds it
 to a few milliseconds."""
 
-BEHIND_INPUTS = 64
-"""Queued room inputs from which the engine counts as behind (see behind()):
-a burst, where at 1 000 events/s spread over rooms a queue holds one or two."""
+BEHIND_INPUTS = 256
+"""Room inputs (queued or being stored) from which the engine counts as behind
+(see behind()): a burst. At a steady 1 000 events/s the rooms hold what
+arrives during one commit, a few dozen even when PostgreSQL takes 50 ms."""
 BEHIND_RECHECK = 0.002
 """Seconds a behind() answer is reused."""
 
