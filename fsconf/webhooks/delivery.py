@@ -712,6 +712,8 @@ class DeliveryWorker:
         """Send a chain in order; stop at the first failure (the rest is released)."""
         attempted: list[tuple[_Job, _Outcome]] = []
         for index, job in enumerate(chain):
+            # Before the checks: waiting uses the lease up, and a stop may come.
+            self._yield_to_engine()
             if index > 0 and self._stopping:
                 break
             lease_until = job.lease_until
@@ -722,7 +724,6 @@ class DeliveryWorker:
                 and self._clock() + timedelta(seconds=self.deadline) > lease_until
             ):
                 break
-            self._yield_to_engine()
             outcome = self._send(job)
             attempted.append((job, outcome))
             if not outcome.delivered:
