@@ -693,16 +693,31 @@ _UPDATE_CONFERENCE = update(_CONFERENCES).where(_CONFERENCES.c.sid == bindparam(
 _INSERT_CONFERENCE = insert(_CONFERENCES)
 
 
-def _store_conference(room: Room, session: Session, effect: StoreConference, now: datetime) -> None:
-    # The engine owns the SequenceNumber: the row is written as the engine has
-    # it, never read first (UPDATE; INSERT only when there was none).
-    row: ConferenceRow = effect.row
-    values = {name: getattr(row, name) for name in _CONFERENCE_FIELDS}
-    values["date_updated"] = now
+def _store_conferences(session: Session, rows: list[tuple[StoreConference, datetime]]) -> None:
+    """The conference rows of a transaction, as the engine has them.
+
+    The engine owns the SequenceNumber: a row is written, never read first
+    (UPDATE; INSERT only when there was none). A group commit holds one per
+    room, so they go as one executemany (one round trip on PostgreSQL); only
+    a group with a room's very first row falls back to one statement each.
+    """
+    if not rows:
+        return
+    values = [_conference_values(effect.row, now) for effect, now in rows]
     connection = session.connection()
-    result = connection.execute(_UPDATE_CONFERENCE, {"row_sid": row.sid, **values})
-    if result.rowcount == 0:
-        connection.execute(_INSERT_CONFERENCE, {"sid": row.sid, **values})
+    if connection.execute(_UPDATE_CONFERENCE, values).rowcount == len(values):
+        return
+    for one in values:  # idempotent: the same values again
+        if connection.execute(_UPDATE_CONFERENCE, one).rowcount == 0:
+            insert = {name: value for name, value in one.items() if name != "row_sid"}
+            connection.execute(_INSERT_CONFERENCE, {"sid": one["row_sid"], **insert})
+
+
+def _conference_values(row: ConferenceRow, now: datetime) -> dict[str, Any]:
+    values = {name: getattr(row, name) for name in _CONFERENCE_FIELDS}
+    values["row_sid"] = row.sid
+    values["date_updated"] = now
+    return values
 
 
 def _store_participant(
@@ -770,13 +785,13 @@ _PARTICIPANT_FIELDS = tuple(
 )
 
 STORERS: dict[type, Callable[[Room, Session, Any, datetime], None]] = {
-    StoreConference: _store_conference,
     StoreParticipant: _store_participant,
     ReportError: _store_alert,
     RecordingFinished: _store_recording,
 }
-"""How each row effect is written. Callbacks are the outbox's (:func:`write_batches`)."""
-_STORED = (*STORERS, Callback)
+"""How each row effect is written. Conference rows and callbacks are written
+all at once per transaction (:func:`write_batches`)."""
+_STORED = (*STORERS, StoreConference, Callback)
 
 
 def write_batches(
@@ -784,19 +799,28 @@ def write_batches(
 ) -> None:
     """Write the rows of one or more rooms' batches in ONE transaction.
 
-    Rows go in order, room after room; the callbacks of them all go last, in
-    the same order, as one executemany, so within a conference their ids
-    follow the SequenceNumbers. The ORM rows (a new participant, an alert)
-    are flushed before them.
+    The conference rows go first, all in one statement; then the other rows
+    in order, room after room; the callbacks of them all go last, in the
+    same order, as one executemany, so within a conference their ids follow
+    the SequenceNumbers. The ORM rows (a new participant, an alert) are
+    flushed before them.
     """
     with transaction(sessions) as session:
         callbacks: list[CallbackRow] = []
+        conferences: list[tuple[StoreConference, datetime]] = []
+        others: list[tuple[Room, Effect, datetime]] = []
         for room, rows in batches:
             for effect, now in rows:
                 if type(effect) is Callback:
                     callbacks.append(_callback_row(room, effect, now))
+                elif type(effect) is StoreConference:
+                    conferences.append((effect, now))
                 else:
-                    STORERS[type(effect)](room, session, effect, now)
+                    others.append((room, effect, now))
+        # First: the other rows (a new participant, a recording) refer to them.
+        _store_conferences(session, conferences)
+        for room, effect, now in others:
+            STORERS[type(effect)](room, session, effect, now)
         session.flush()
         insert_callbacks(session.connection(), callbacks)
 

@@ -438,3 +438,54 @@ def test_the_service_is_behind_while_a_burst_waits_or_is_being_stored(session_fa
     service.behind_recheck = 60.0
     rooms.rooms[0].put(talking(1, rooms.first_call[0])[0])
     assert service.behind() is False  # the last answer, reused
+
+
+def test_a_group_writes_its_conference_rows_in_one_statement(session_factory, made):
+    """One UPDATE for every room of a group commit (one round trip on
+    PostgreSQL); a group that also holds a room's very first row still writes
+    every row right (each alone, the new one INSERTed)."""
+    from fsconf.store.ids import new_sid
+
+    rooms = Rooms(session_factory, [f"room {n}" for n in range(3)])
+    made.append(rooms)
+    service = rooms.service
+    engine = session_factory.kw["bind"]
+    with session_factory.begin() as session:
+        for n in range(900, 900 + MEMBERS):
+            repositories.create_call(session, sid=call_sid(n), account_sid=ACCOUNT)
+    fresh_sid = new_sid("CF")  # no row yet: its first batch inserts it
+    fresh = service.adopt(new_conference(fresh_sid, ACCOUNT, "fresh", CONFIG))
+    updates: list[int] = []
+
+    def watch(_conn, _cursor, statement, parameters, _context, executemany) -> None:
+        if statement.lstrip().upper().startswith("UPDATE CONFERENCES"):
+            updates.append(len(parameters) if executemany else 1)
+
+    event.listen(engine, "before_cursor_execute", watch)
+    try:
+        # Queued without a yield: the four workers' batches form one group.
+        for room, first in zip(rooms.rooms, rooms.first_call, strict=True):
+            for input_ in talking(6, first):
+                room.put(input_)
+        arrival = ev.ParticipantArrived(call_sid(900), call_uuid(900), ACCOUNT, "fresh", SETTINGS)
+        fresh.submit(arrival).get(timeout=WAIT)
+        with gevent.Timeout(WAIT):
+            while any(room.queue.qsize() or room.taken for room in rooms.rooms):
+                gevent.sleep(0.01)
+        # One statement for the four rooms; it found three rows, so each again
+        # alone (the fresh one then INSERTed).
+        assert updates == [4, 1, 1, 1, 1], updates
+        updates.clear()
+        for room, first in zip(rooms.rooms, rooms.first_call, strict=True):
+            for input_ in talking(2, first):
+                room.put(input_)
+        with gevent.Timeout(WAIT):
+            while any(room.queue.qsize() or room.taken for room in rooms.rooms):
+                gevent.sleep(0.01)
+        assert updates == [3]  # no fresh row any more: the one statement only
+    finally:
+        event.remove(engine, "before_cursor_execute", watch)
+    for room in [*rooms.rooms, fresh]:
+        row = rooms.conference_row(room)
+        assert row.sequence_number == room.state.sequence_number
+        assert row.friendly_name == room.state.friendly_name
