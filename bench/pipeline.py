@@ -91,6 +91,7 @@ if str(ROOT) not in sys.path:
 from fsconf.config import EslNode, Settings  # noqa: E402
 from fsconf.service import collector  # noqa: E402
 from fsconf.service.app import Fsconf, Tuning  # noqa: E402
+from fsconf.store import native  # noqa: E402
 from fsconf.testing import FakeSwitch  # noqa: E402
 
 TIMEOUT = 300.0
@@ -384,6 +385,7 @@ def running(
         app.conferences.notify_callbacks = commits
         app.start()
         setup = collector.tune()  # as ``fsconf serve`` does after start()
+        native.tune()
         print(f"garbage collector: thresholds {setup.thresholds}, {setup.frozen_objects} frozen")
         try:
             for node in app.nodes:

@@ -673,6 +673,7 @@ def serve(context: Context, log_level: str) -> None:
 
     from fsconf.service import collector
     from fsconf.service.app import Fsconf
+    from fsconf.store import native
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -680,6 +681,7 @@ def serve(context: Context, log_level: str) -> None:
     app = Fsconf(context.settings)
     app.start()
     collector.tune()
+    native.tune()
     stopping = gevent.event.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stopping.set)

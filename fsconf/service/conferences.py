@@ -45,9 +45,26 @@ if there was none), participant, alert and recording rows go through the
 ORM as before, and the callbacks of the whole transaction go last as one
 executemany, a COPY on PostgreSQL (:func:`fsconf.webhooks.outbox.insert_callbacks`),
 room after room and in input order, so within a conference their ids follow
-the SequenceNumbers. A room keeps waiting for its own commit before it applies
-its next batch (no pipelining): the state the next batch is applied on is
-always a stored one, which keeps the failure rules below exact.
+the SequenceNumbers. On SQLite a group with at least ``OFFLOAD_ROWS``
+callbacks inserts them, and commits, on a native thread
+(:mod:`fsconf.store.native`): SQLite's own work runs on another core while
+the hub reads and applies the next events.
+
+Pipelining
+----------
+While its batch commits, a room applies the inputs queued behind it (up to
+the next batch's end) on the batch's resulting state and hands their rows to
+the writer, marked to be written *after* that batch, in a later transaction:
+so the hub has work while the writer waits for SQLite's thread or
+PostgreSQL's reply. Nothing of the batch ahead happens outside the engine
+until it is stored itself: its effects, its callers' results and
+``room.state`` wait, as for any batch. It is applied only once the writer has
+taken the batch into a transaction, and only after a batch whose effects are
+only rows (a batch that ends on a command, a join or a waiting caller is not
+built on: later inputs must see those effects done). If the batch fails, the
+writer never writes the batch ahead (it fails it unwritten) and the room puts
+its inputs back behind the failed batch's own (see below); the engine being
+pure, they are applied again as if they had never been taken.
 
 What may share a room's batch:
 
@@ -173,6 +190,7 @@ from fsconf.service.trim import trim_silence
 from fsconf.store import models, repositories
 from fsconf.store.db import causes, transaction, transient_cause
 from fsconf.store.ids import new_sid
+from fsconf.store.native import Offload, commit_natively, in_native_thread
 from fsconf.store.times import utc_now
 from fsconf.webhooks.outbox import CallbackRow, callback_values, insert_callbacks
 
@@ -192,6 +210,10 @@ GROUP_ROW_LIMIT = 4096
 """The most rows (callbacks included) the writer puts in one transaction. A
 SQLite transaction holds the whole gevent hub while it runs: this bounds it
 to a few milliseconds."""
+
+OFFLOAD_ROWS = 64
+"""The fewest callbacks for which a group commit runs SQLite on a native
+thread (see GroupWriter): below, the hand-over (~0.1 ms) is not worth it."""
 
 BEHIND_INPUTS = 256
 """Room inputs (queued or being stored) from which the engine counts as behind
@@ -236,6 +258,18 @@ StoredRow = tuple[Effect, datetime]
 """A storage effect and the ``now`` of its step."""
 
 
+@dataclass(eq=False, slots=True)
+class _Batch:
+    """Steps a room applied together, their rows, and the writer's ticket for
+    them (None: nothing to store)."""
+
+    steps: list[_Step]
+    rows: list[StoredRow]
+    ticket: _Ticket | None
+    stored: bool = False
+    """Every row of the batch is committed (see Room._work)."""
+
+
 class _RoomQueue(gevent.queue.Queue):  # type: ignore[misc]
     """The room's input queue. Its worker, the only consumer, can put inputs it
     took but could not store back at the head, in order."""
@@ -260,7 +294,10 @@ class Room:
         self.audio: dict[str, Any] = {}
         self.timers: dict[str, Any] = {}  # timer_id -> a started loop timer
         self.taken = 0
-        """Inputs of the batch being applied and stored (out of the queue, not done)."""
+        """Inputs of the batches being applied and stored (out of the queue, not done)."""
+        # Set by put/submit while the worker waits for a commit (see _ahead).
+        self._arrived = gevent.event.Event()
+        self._watching = False
         self.worker = gevent.spawn(self._run)
 
     @property
@@ -271,32 +308,46 @@ class Room:
         """Queue an input whose caller waits: it ends its batch (see Batches)."""
         result = gevent.event.AsyncResult()
         self.queue.put(_Item(event, result))
+        if self._watching:
+            self._arrived.set()
         return result
 
     def put(self, event: engine_events.ConferenceInput) -> None:
         """Queue an input that nobody waits for (an event, a timer)."""
         self.queue.put(_Item(event))
+        if self._watching:
+            self._arrived.set()
 
     def _run(self) -> None:
         while True:
             item = self.queue.get()
             if item is not None:
-                steps = self._take(item)
-                self.taken = len(steps)
-                try:
-                    self._settle(steps)
-                except Exception as error:  # one bad input must not kill the room
-                    logger.exception(
-                        "%s: %s failed", self.sid, describe_input(steps[-1].item.event)
-                    )
-                    for step in steps:
-                        result = step.item.result
-                        if result is not None and not result.ready():
-                            result.set_exception(error)
-                self.taken = 0
+                self._work(item)
             if self.state.status is ConferenceStatus.COMPLETED and self._idle():
                 self.service._forget(self)
                 return
+
+    def _work(self, first: _Item) -> None:
+        """Apply and settle batches from ``first`` on, each next one applied
+        while the one before it commits (see Pipelining)."""
+        batch: _Batch | None = self._batch(self.state, first)
+        while batch is not None:
+            ahead = self._ahead(batch)
+            try:
+                self._settle(batch, ahead)
+            except Exception as error:  # one bad input must not kill the room
+                logger.exception(
+                    "%s: %s failed", self.sid, describe_input(batch.steps[-1].item.event)
+                )
+                for step in batch.steps:
+                    result = step.item.result
+                    if result is not None and not result.ready():
+                        result.set_exception(error)
+            self.taken -= len(batch.steps)
+            # The batch ahead was applied on this one's state: it stands only
+            # if this one was stored (if not, its inputs are back in the queue).
+            batch = ahead if batch.stored else None
+        self.taken = 0
 
     def _idle(self) -> bool:
         return (
@@ -313,9 +364,17 @@ class Room:
 
     # --- a batch: apply, store once, act ---------------------------------------------
 
-    def _take(self, first: _Item) -> list[_Step]:
+    def _batch(self, state: ConferenceState, first: _Item) -> _Batch:
+        """Apply ``first`` and the inputs queued behind it (up to the batch's
+        end) on ``state``, and hand their rows to the writer."""
+        steps = self._take(state, first)
+        self.taken += len(steps)
+        rows = _rows(steps)
+        return _Batch(steps, rows, self.service.writer.submit(self, rows) if rows else None)
+
+    def _take(self, state: ConferenceState, first: _Item) -> list[_Step]:
         """Apply ``first`` and the inputs queued behind it, up to the batch's end."""
-        steps = [self._step(self.state, first)]
+        steps = [self._step(state, first)]
         # The queue's own deque (see _RoomQueue): the worker is its only
         # consumer and it is unbounded, so popping is get_nowait without its cost.
         ready = self.queue.queue
@@ -325,6 +384,38 @@ class Room:
             if item is not None:  # a wake-up only: the worker checks after the batch
                 steps.append(self._step(steps[-1].after, item))
         return steps
+
+    def _ahead(self, batch: _Batch) -> _Batch | None:
+        """The next batch, applied on ``batch``'s state while ``batch`` commits.
+
+        Only once the writer has taken ``batch`` into a transaction (the next
+        one can hold this), and only when ``batch`` has nothing but rows
+        (``ends_batch``: a later input must see its effects done first).
+        """
+        ticket = batch.ticket
+        if ticket is None or batch.steps[-1].ends_batch or not self.service.pipelining:
+            return None
+        ticket.started.wait()
+        ready = self.queue.queue
+        while True:
+            while ready and ready[0] is None:  # wake-ups only (see _take)
+                ready.popleft()
+            if ticket.done.ready():
+                return None
+            if ready:
+                break
+            # Whatever arrives while the batch commits is applied at once.
+            self._arrived.clear()
+            self._watching = True
+            try:
+                gevent.wait([ticket.done, self._arrived], count=1)
+            finally:
+                self._watching = False
+        steps = self._take(batch.steps[-1].after, ready.popleft())
+        self.taken += len(steps)
+        rows = _rows(steps)
+        writer = self.service.writer
+        return _Batch(steps, rows, writer.submit(self, rows, after=ticket) if rows else None)
 
     def _step(self, state: ConferenceState, item: _Item) -> _Step:
         now = self.service.clock()
@@ -338,19 +429,21 @@ class Room:
             return _Step(item, state, state, now, error=error)
         return _Step(item, state, after, now, _trim_recordings(self.sid, effects))
 
-    def _settle(self, steps: list[_Step]) -> None:
-        """Store the steps' rows, then run their effects and answer their callers.
+    def _settle(self, batch: _Batch, ahead: _Batch | None) -> None:
+        """Wait until the batch's rows are stored, then run its steps' effects
+        and answer their callers.
 
-        The rows go to the service's writer, which commits them with the
+        The rows went to the service's writer, which commits them with the
         batches other rooms have ready (group commit). If that transaction
         fails (whatever the reason), the first step is stored alone, exactly
         as without batching, and the others go back to the head of the queue
-        unapplied.
+        unapplied, followed by the inputs of the batch ahead (the writer never
+        stores that one: see GroupWriter).
         """
-        rows = _rows(steps)
-        if rows:
+        steps = batch.steps
+        if batch.ticket is not None:
             try:
-                self.service.writer.store(self, rows)
+                batch.ticket.done.get()
             # Whatever failed, the first step alone says why (its retry logs an
             # outage; a bug fails it): never the error's text, it may name the host.
             except Exception as error:  # noqa: BLE001
@@ -360,15 +453,23 @@ class Room:
                     len(steps),
                     type(error).__name__,
                 )
+                back = [step.item for step in steps[1:]]
+                if ahead is not None:
+                    back += [step.item for step in ahead.steps]
+                if back:
+                    self.queue.put_back(back)
                 if len(steps) > 1:
-                    self.queue.put_back([step.item for step in steps[1:]])
                     steps = steps[:1]
                     rows = _rows(steps)
                     if rows:
                         self._store_until_stored(rows)
                 else:
                     # The same rows just failed: that was the first attempt.
-                    self._store_until_stored(rows, failed=error)
+                    self._store_until_stored(batch.rows, failed=error)
+            else:
+                batch.stored = True
+        else:
+            batch.stored = True
         # Only now: a step whose rows cannot be stored must not stay in the
         # state (a participant the database refused would haunt the room).
         self.state = steps[-1].after
@@ -412,9 +513,7 @@ class Room:
     def _write(self, rows: list[StoredRow]) -> None:
         write_batches(self.service.sessions, [(self, rows)])
 
-    def _store_until_stored(
-        self, rows: list[StoredRow], failed: Exception | None = None
-    ) -> None:
+    def _store_until_stored(self, rows: list[StoredRow], failed: Exception | None = None) -> None:
         """Write one step's rows and callbacks; while the database is away, wait.
 
         The worker blocks here, so the room's later inputs wait behind this
@@ -795,7 +894,10 @@ _STORED = (*STORERS, StoreConference, Callback)
 
 
 def write_batches(
-    sessions: sessionmaker[Session], batches: Iterable[tuple[Room, list[StoredRow]]]
+    sessions: sessionmaker[Session],
+    batches: Iterable[tuple[Room, list[StoredRow]]],
+    *,
+    offload: Offload[None] | None = None,
 ) -> None:
     """Write the rows of one or more rooms' batches in ONE transaction.
 
@@ -803,7 +905,8 @@ def write_batches(
     in order, room after room; the callbacks of them all go last, in the
     same order, as one executemany, so within a conference their ids follow
     the SequenceNumbers. The ORM rows (a new participant, an alert) are
-    flushed before them.
+    flushed before them. ``offload``: the callbacks' INSERT and the COMMIT
+    go through it (SQLite; see :mod:`fsconf.store.native`).
     """
     with transaction(sessions) as session:
         callbacks: list[CallbackRow] = []
@@ -822,43 +925,66 @@ def write_batches(
         for room, effect, now in others:
             STORERS[type(effect)](room, session, effect, now)
         session.flush()
-        insert_callbacks(session.connection(), callbacks)
+        insert_callbacks(session.connection(), callbacks, offload=offload)
+        if offload is not None:
+            commit_natively(session, offload)
 
 
 @dataclass(eq=False, slots=True)
 class _Ticket:
     room: Room
     rows: list[StoredRow]
-    done: gevent.event.AsyncResult
+    after: _Ticket | None = None
+    """The room's batch this one was applied on (see Pipelining): stored only
+    if that one was."""
+    done: gevent.event.AsyncResult = dataclasses.field(default_factory=gevent.event.AsyncResult)
+    started: gevent.event.Event = dataclasses.field(default_factory=gevent.event.Event)
+    """Set when the writer takes the ticket into a transaction."""
 
 
 class GroupWriter:
     """Commits the batches of many rooms together (group commit).
 
-    A room hands its batch's rows to :meth:`store` and waits. The writer's
-    greenlet lets every ready greenlet run first (so the rooms woken by the
-    same burst add their batches), then writes everything pending in one
-    transaction (up to ``row_limit`` rows) and wakes the rooms: a commit and
-    its transaction's overhead are shared by all the rooms of a storm. If the
-    transaction fails, each batch is written alone; a room whose batch fails
-    alone gets the error and stores its first input alone (see Batches).
+    A room hands its batch's rows to :meth:`submit` and waits for the
+    ticket. The writer's greenlet lets every ready greenlet run first (so the
+    rooms woken by the same burst add their batches), then writes everything
+    pending in one transaction (up to ``row_limit`` rows) and wakes the rooms:
+    a commit and its transaction's overhead are shared by all the rooms of a
+    storm. If the transaction fails, each batch is written alone; a room whose
+    batch fails alone gets the error and stores its first input alone (see
+    Batches). A ticket submitted ``after`` another is written only if that
+    one was stored; otherwise it fails without being written.
+
+    ``offload`` (SQLite; :mod:`fsconf.store.native`): a transaction with at
+    least ``offload_rows`` callbacks inserts them and commits on a native
+    thread, and the hub goes on meanwhile (the rooms apply their next batch).
     """
 
-    def __init__(self, sessions: sessionmaker[Session], *, row_limit: int = GROUP_ROW_LIMIT):
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        row_limit: int = GROUP_ROW_LIMIT,
+        offload: Offload[None] | None = None,
+        offload_rows: int = OFFLOAD_ROWS,
+    ):
         self.sessions = sessions
         self.row_limit = row_limit
+        self.offload = offload
+        self.offload_rows = offload_rows
         self._pending: list[_Ticket] = []
         self._wake = gevent.event.Event()
         self._greenlet: gevent.Greenlet | None = None
 
-    def store(self, room: Room, rows: list[StoredRow]) -> None:
-        """Block until ``rows`` are committed; raise what the transaction raised."""
-        ticket = _Ticket(room, rows, gevent.event.AsyncResult())
+    def submit(self, room: Room, rows: list[StoredRow], after: _Ticket | None = None) -> _Ticket:
+        """Queue ``rows`` for a commit; the ticket's ``done`` says how it went
+        (None, or what the transaction raised)."""
+        ticket = _Ticket(room, rows, after)
         self._pending.append(ticket)
         if self._greenlet is None or self._greenlet.dead:
             self._greenlet = gevent.spawn(self._run)
         self._wake.set()
-        ticket.done.get()
+        return ticket
 
     def stop(self) -> None:
         if self._greenlet is not None:
@@ -872,22 +998,42 @@ class GroupWriter:
             # One turn of the hub first: the rooms woken by the same burst (or
             # by the previous commit) add their batches to this group.
             gevent.sleep(0)
-            self._commit(self._take())
+            group = self._take()
+            if group:
+                self._commit(group)
 
     def _take(self) -> list[_Ticket]:
-        count = 0
+        group: list[_Ticket] = []
+        waiting: list[_Ticket] = []
         rows = 0
-        for ticket in self._pending:
-            if count and rows + len(ticket.rows) > self.row_limit:
+        for index, ticket in enumerate(self._pending):
+            if group and rows + len(ticket.rows) > self.row_limit:
+                waiting += self._pending[index:]
                 break
-            count += 1
-            rows += len(ticket.rows)
-        group, self._pending = self._pending[:count], self._pending[count:]
+            after = ticket.after
+            if after is not None and not after.done.ready():
+                waiting.append(ticket)  # not reached: a ticket follows a taken one
+            elif after is not None and not after.done.successful():
+                ticket.done.set_exception(
+                    StoreError("not written: the batch it was applied on was not stored")
+                )
+            else:
+                group.append(ticket)
+                rows += len(ticket.rows)
+        self._pending = waiting
         return group
 
     def _commit(self, group: list[_Ticket]) -> None:
+        for ticket in group:
+            ticket.started.set()
+        callbacks = sum(
+            1 for ticket in group for effect, _now in ticket.rows if type(effect) is Callback
+        )
+        offload = self.offload if callbacks >= self.offload_rows else None
         try:
-            write_batches(self.sessions, [(ticket.room, ticket.rows) for ticket in group])
+            write_batches(
+                self.sessions, [(ticket.room, ticket.rows) for ticket in group], offload=offload
+            )
         # The room decides what to do (retry its first input alone, or fail
         # it): the writer itself never stops.
         except Exception as error:  # noqa: BLE001
@@ -902,6 +1048,7 @@ class GroupWriter:
         else:
             for ticket in group:
                 ticket.done.set(None)
+
 
 ACTORS: dict[type, Callable[[Room, Any], None]] = {
     SendApi: Room.send_api,
@@ -932,12 +1079,16 @@ class ConferenceService:
         store_retry_cap: float = 1.0,
         store_retry_log_every: float = 10.0,
         batch_limit: int = BATCH_LIMIT,
+        offload: Offload[None] | None = in_native_thread,
+        pipelining: bool = True,
     ) -> None:
         if batch_limit < 1:
             raise ValueError(f"batch_limit must be at least 1, got {batch_limit}")
         self.sessions = sessions
         self.batch_limit = batch_limit
-        self.writer = GroupWriter(sessions)
+        self.writer = GroupWriter(sessions, offload=offload)
+        self.pipelining = pipelining
+        """A room applies its next batch while the last one commits (Pipelining)."""
         self.store_retry_initial = store_retry_initial
         self.store_retry_cap = store_retry_cap
         self.store_retry_log_every = store_retry_log_every

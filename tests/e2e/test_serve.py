@@ -52,6 +52,9 @@ def test_serve_migrates_takes_a_call_and_stops_on_sigterm_flushing_the_outbox(
         # serve sets the collector up for load (fsconf.service.collector).
         tuned = serve.wait_line(lambda line: "garbage collector:" in line)
         assert f"thresholds ({YOUNG_THRESHOLD}, 10, 10)" in tuned
+        # and the GIL's switch interval for its SQLite thread (fsconf.store.native)
+        switching = serve.wait_line(lambda line: "thread switch interval" in line)
+        assert "thread switch interval 0.20 ms (was 5.00)" in switching
         serve.wait_line(lambda line: "connected (core" in line)
 
         # first start: migrated, and the default account exists

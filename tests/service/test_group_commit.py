@@ -423,13 +423,13 @@ def test_the_service_is_behind_while_a_burst_waits_or_is_being_stored(session_fa
         room.put(talking(1, first + 1)[0])
     assert service.behind() is True
     seen_while_storing: list[bool] = []
-    store = service.writer.store
+    submit = service.writer.submit
 
-    def watched(room: Room, rows: list[Any]) -> None:
+    def watched(room: Room, rows: list[Any], after: Any = None) -> Any:
         seen_while_storing.append(service.behind())  # the batches are out of the queues
-        store(room, rows)
+        return submit(room, rows, after)
 
-    service.writer.store = watched  # type: ignore[method-assign]
+    service.writer.submit = watched  # type: ignore[method-assign]
     with gevent.Timeout(WAIT):
         while any(room.queue.qsize() or room.taken for room in rooms.rooms):
             gevent.sleep(0.01)

@@ -351,3 +351,108 @@ def test_the_pair_memo_is_bounded() -> None:
     for number in range(PAIR_TEXTS_LIMIT * 3):
         _stored_params((("SequenceNumber", str(number)),))
     assert 0 < len(outbox._PAIR_TEXTS) <= PAIR_TEXTS_LIMIT
+
+
+def _rows_of(session: Session, sid: str, count: int, first: int = 1) -> list[tuple[object, ...]]:
+    conference = repo.get_conference(session, sid=sid)
+    assert conference is not None
+    rows = []
+    for number in range(first, first + count):
+        now = T0 + timedelta(microseconds=number)
+        rows.append(
+            outbox.callback_values(
+                account_sid=conference.account_sid,
+                url="http://app/status",
+                method="POST",
+                params=[("SequenceNumber", str(number)), ("Name", f'é "{number}"')],
+                kind="conference-status",
+                conference_sid=sid,
+                call_sid=None,
+                sequence_number=number,
+                ordering_key=sid,
+                now=now,
+            )
+        )
+    return rows
+
+
+def _stored(session_factory: Factory, sid: str) -> list[tuple[object, ...]]:
+    own = ("id", "conference_sid", "ordering_key")
+    columns = [c.key for c in Callback.__table__.columns if c.key not in own]
+    with session_factory() as session:
+        found = session.scalars(
+            select(Callback).where(Callback.conference_sid == sid).order_by(Callback.id)
+        ).all()
+        return [tuple(getattr(row, c) for c in columns) for row in found]
+
+
+def test_the_native_insert_writes_what_executemany_writes_in_order(
+    session_factory: Factory, db_backend: str
+) -> None:
+    """Offloaded (SQLite): padded multi-row statements on another thread, the
+    same rows as the executemany, ids in list order, across the statement
+    sizes (one row, a partial padded statement, exactly one full statement,
+    several). PostgreSQL keeps its COPY: the offload is never called."""
+    from gevent import monkey
+
+    from fsconf.store.native import in_native_thread
+
+    ident = monkey.get_original("_thread", "get_ident")
+    threads: list[int] = []
+
+    def offload(work):  # type: ignore[no-untyped-def]
+        def recorded():  # type: ignore[no-untyped-def]
+            threads.append(ident())
+            return work()
+
+        return in_native_thread(recorded)
+
+    with transaction(session_factory) as session:
+        by_executemany = _conference(session)
+        natively = repo.create_conference(
+            session,
+            account_sid=repo.get_conference(session, sid=by_executemany).account_sid,  # type: ignore[union-attr]
+            friendly_name="Room 5678",
+        ).sid
+    first = 1
+    for count in (1, 3, 256, 257, 700):
+        with transaction(session_factory) as session:
+            rows = _rows_of(session, by_executemany, count, first)
+            outbox.insert_callbacks(session.connection(), rows)
+        with transaction(session_factory) as session:
+            outbox.insert_callbacks(
+                session.connection(), _rows_of(session, natively, count, first), offload=offload
+            )
+        first += count
+    stored = _stored(session_factory, natively)
+    assert stored == _stored(session_factory, by_executemany)
+    numbers = [row[3] for row in stored]  # sequence_number, in id order
+    assert numbers == list(range(1, first))
+    if db_backend == "sqlite":
+        assert len(threads) == 5 and ident() not in threads
+        assert set(outbox._VALUES_INSERTS) <= {2**n for n in range(9)}  # at most 256 rows
+    else:
+        assert threads == []
+
+
+def test_a_row_the_native_insert_cannot_store_is_an_integrity_error(
+    session_factory: Factory, db_backend: str
+) -> None:
+    if db_backend != "sqlite":
+        pytest.skip("the native insert is SQLite's")
+    from sqlalchemy.exc import IntegrityError
+
+    from fsconf.store.db import transient_cause
+    from fsconf.store.native import in_native_thread
+
+    with transaction(session_factory) as session:
+        sid = _conference(session)
+        rows = _rows_of(session, sid, 5)
+    orphan = list(rows[3])
+    orphan[1] = "CF" + "f" * 32  # conference_sid: no such conference
+    rows[3] = tuple(orphan)
+    with pytest.raises(WebhookError) as caught, transaction(session_factory) as session:
+        outbox.insert_callbacks(session.connection(), rows, offload=in_native_thread)
+    assert isinstance(caught.value.__cause__, IntegrityError)
+    assert transient_cause(caught.value) is None
+    assert _stored(session_factory, sid) == []

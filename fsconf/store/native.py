@@ -1,0 +1,96 @@
+"""SQLite's heavy calls on a native thread, while the gevent hub goes on.
+
+Why: under gevent a SQLite call holds the whole hub; nothing else runs until
+it returns. The ``sqlite3`` module releases the GIL inside SQLite (preparing,
+stepping, resetting a statement, committing), so the same call made from a
+native thread runs on another core while the hub reads events and applies
+them. ``fsconf serve``'s group commits use it for the part of a speaker
+storm's transaction that is SQLite's own work: the outbox INSERT and the
+COMMIT (:func:`fsconf.webhooks.outbox.insert_callbacks`,
+:func:`commit_natively`), about 9 µs of every talking event's 50
+(bench/README.md).
+
+The GIL: a thread that comes back from SQLite needs the GIL again, and
+CPython makes the running thread give it up only after
+``sys.getswitchinterval()`` (5 ms by default). A statement comes back two or
+three times (step, reset), so with a busy hub a 2 000-row INSERT that is
+16 ms of SQLite took 35-70 ms at 5 ms and 17 ms at 0.2 ms (measured with the
+hub running Python the whole time). :func:`tune` sets 0.2 ms. Nothing else
+changes for a process with one busy thread: the interval only counts while
+another thread waits for the GIL.
+
+Process-wide, so only ``fsconf serve`` (and the benchmarks that measure what
+it runs) call :func:`tune`, as with :func:`fsconf.service.collector.tune`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+import gevent
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+Offload = Callable[[Callable[[], T]], T]
+"""Run blocking work somewhere the hub is not, wait for it cooperatively, and
+return its result or raise its exception."""
+
+SWITCH_INTERVAL = 0.0002
+"""Seconds a thread runs before it must give the GIL to one that waits."""
+
+
+def in_native_thread(work: Callable[[], T]) -> T:
+    """Run ``work`` on gevent's native thread pool; this greenlet waits.
+
+    If the waiting greenlet is killed (the service stops), it still waits for
+    the thread: ``work`` uses a database connection, which must not go back
+    to the pool while SQLite runs on it.
+    """
+    result = gevent.get_hub().threadpool.spawn(work)
+    try:
+        return result.get()  # type: ignore[no-any-return]
+    except BaseException:
+        if not result.ready():
+            result.wait()
+        raise
+
+
+def commit_natively(session: Session, offload: Offload[None]) -> None:
+    """Commit ``session``'s SQLite transaction through ``offload``.
+
+    SQLAlchemy's own commit, which the caller's :func:`fsconf.store.db.transaction`
+    runs next, then finds nothing to do at the driver (``sqlite3`` commits
+    only while a transaction is open) and ends the session's bookkeeping as
+    usual. Other databases are left to that commit. A driver error leaves as
+    SQLAlchemy would raise it (a lost disk is an ``OperationalError``), so the
+    caller rolls back and the retry rules see the usual classes.
+    """
+    session.flush()
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.driver_connection
+    try:
+        offload(raw.commit)  # type: ignore[union-attr]
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(
+            "COMMIT", None, error, sqlite3.Error, dialect=connection.dialect
+        ) from error
+
+
+def tune(interval: float = SWITCH_INTERVAL) -> float:
+    """Set the interpreter's thread switch interval; returns the previous one."""
+    if not interval > 0:
+        raise ValueError(f"interval must be positive, not {interval!r}")
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(interval)
+    logger.info("thread switch interval %.2f ms (was %.2f)", interval * 1000, previous * 1000)
+    return previous

@@ -1,0 +1,166 @@
+"""SQLite's heavy calls on a native thread (fsconf.store.native).
+
+What must hold: the work runs on another thread while the hub goes on, and
+its result or exception comes back to the waiting greenlet; a killed waiter
+still waits for the thread (the connection must not be reused under it);
+:func:`commit_natively` commits a SQLite transaction there (another
+connection sees it before SQLAlchemy's own commit runs), leaves PostgreSQL
+to SQLAlchemy, and turns a failed COMMIT into SQLAlchemy's error class, so
+:func:`transaction` rolls back and raises StoreError. Real SQLite files,
+real threads.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import gevent
+import pytest
+from gevent import monkey
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from fsconf.errors import StoreError
+from fsconf.store import native
+from fsconf.store.db import make_engine, make_session_factory, transaction
+from fsconf.store.native import commit_natively, in_native_thread
+
+thread_ident = monkey.get_original("_thread", "get_ident")
+real_sleep = monkey.get_original("time", "sleep")
+WAIT = 10.0
+
+
+def test_work_runs_on_another_thread_while_the_hub_goes_on():
+    ticks: list[int] = []
+
+    def ticker() -> None:
+        while True:
+            ticks.append(1)
+            gevent.sleep(0.005)
+
+    greenlet = gevent.spawn(ticker)
+    gevent.sleep(0)
+    try:
+
+        def work() -> int:
+            real_sleep(0.2)  # blocks its thread, as SQLite does
+            return thread_ident()
+
+        before = len(ticks)
+        worker = in_native_thread(work)
+    finally:
+        greenlet.kill()
+    assert worker != thread_ident()
+    assert len(ticks) - before >= 10  # the hub ran the ticker meanwhile
+
+
+def test_an_exception_of_the_work_reaches_the_waiter():
+    def work() -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        in_native_thread(work)
+
+
+def test_a_killed_waiter_still_waits_for_the_thread():
+    finished: list[bool] = []
+
+    def work() -> None:
+        real_sleep(0.2)
+        finished.append(True)
+
+    waiter = gevent.spawn(in_native_thread, work)
+    gevent.sleep(0.02)  # the thread is inside work
+    waiter.kill(block=True, timeout=WAIT)
+    assert finished == [True]
+
+
+def _table(url: str) -> Any:
+    engine = make_engine(url)
+    with transaction(make_session_factory(engine)) as session:
+        session.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, parent INTEGER)"))
+    return engine
+
+
+def test_commit_natively_commits_on_a_native_thread(tmp_path: Path):
+    url = f"sqlite:///{tmp_path}/native.db"
+    engine = _table(url)
+    sessions = make_session_factory(engine)
+    threads: list[int] = []
+    seen_before_sqlalchemy_commits: list[int] = []
+
+    def offload(work: Any) -> Any:
+        def recorded() -> Any:
+            threads.append(thread_ident())
+            return work()
+
+        return in_native_thread(recorded)
+
+    try:
+        with transaction(sessions) as session:
+            session.execute(text("INSERT INTO t (id) VALUES (1)"))
+            commit_natively(session, offload)
+            other = sqlite3.connect(tmp_path / "native.db")
+            seen_before_sqlalchemy_commits += [r[0] for r in other.execute("SELECT id FROM t")]
+            other.close()
+        with transaction(sessions) as session:  # the connection is usable again
+            session.execute(text("INSERT INTO t (id) VALUES (2)"))
+        with sessions() as session:
+            assert session.execute(text("SELECT id FROM t ORDER BY id")).scalars().all() == [1, 2]
+    finally:
+        engine.dispose()
+    assert seen_before_sqlalchemy_commits == [1]
+    assert len(threads) == 1 and threads[0] != thread_ident()
+
+
+def test_a_commit_that_fails_on_the_thread_rolls_back_as_store_error(tmp_path: Path):
+    url = f"sqlite:///{tmp_path}/native.db"
+    engine = _table(url)
+    sessions = make_session_factory(engine)
+    with transaction(sessions) as session:
+        session.execute(text("DROP TABLE t"))
+        session.execute(
+            text("CREATE TABLE t (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES t(id))")
+        )
+    try:
+        with pytest.raises(StoreError) as caught, transaction(sessions) as session:
+            # A deferred foreign key is checked by COMMIT itself: the commit fails.
+            session.execute(text("PRAGMA defer_foreign_keys=ON"))
+            session.execute(text("INSERT INTO t (id, parent) VALUES (1, 99)"))
+            commit_natively(session, in_native_thread)
+        assert isinstance(caught.value.__cause__, IntegrityError)
+        with sessions() as session:
+            assert session.execute(text("SELECT count(*) FROM t")).scalar_one() == 0
+    finally:
+        engine.dispose()
+
+
+def test_commit_natively_leaves_other_databases_to_sqlalchemy(session_factory, db_backend):
+    calls: list[Any] = []
+
+    def offload(work: Any) -> Any:
+        calls.append(work)
+        return in_native_thread(work)
+
+    with transaction(session_factory) as session:
+        session.execute(text("CREATE TABLE native_t (id INTEGER PRIMARY KEY)"))
+        session.execute(text("INSERT INTO native_t (id) VALUES (7)"))
+        commit_natively(session, offload)
+    with session_factory() as session:
+        assert session.execute(text("SELECT id FROM native_t")).scalars().all() == [7]
+    assert len(calls) == (1 if db_backend == "sqlite" else 0)
+
+
+def test_tune_sets_the_switch_interval_and_refuses_nonsense():
+    before = sys.getswitchinterval()
+    try:
+        assert native.tune() == before
+        assert sys.getswitchinterval() == pytest.approx(native.SWITCH_INTERVAL)
+        for bad in (0, -1.0):
+            with pytest.raises(ValueError, match="positive"):
+                native.tune(bad)
+    finally:
+        sys.setswitchinterval(before)
