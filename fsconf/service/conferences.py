@@ -190,7 +190,7 @@ from fsconf.service.trim import trim_silence
 from fsconf.store import models, repositories
 from fsconf.store.db import causes, transaction, transient_cause
 from fsconf.store.ids import new_sid
-from fsconf.store.native import Offload, commit_natively, in_native_thread
+from fsconf.store.native import Offload, commit_natively, in_native_thread, update_natively
 from fsconf.store.times import utc_now
 from fsconf.webhooks.outbox import CallbackRow, callback_values, insert_callbacks
 
@@ -792,19 +792,31 @@ _UPDATE_CONFERENCE = update(_CONFERENCES).where(_CONFERENCES.c.sid == bindparam(
 _INSERT_CONFERENCE = insert(_CONFERENCES)
 
 
-def _store_conferences(session: Session, rows: list[tuple[StoreConference, datetime]]) -> None:
+def _store_conferences(
+    session: Session,
+    rows: list[tuple[StoreConference, datetime]],
+    offload: Offload[Any] | None = None,
+) -> None:
     """The conference rows of a transaction, as the engine has them.
 
     The engine owns the SequenceNumber: a row is written, never read first
     (UPDATE; INSERT only when there was none). A group commit holds one per
-    room, so they go as one executemany (one round trip on PostgreSQL); only
-    a group with a room's very first row falls back to one statement each.
+    room, so they go as one executemany (one round trip on PostgreSQL), or
+    with ``offload`` on SQLite as ``UPDATE ... FROM (VALUES ...)`` on a native
+    thread (:func:`fsconf.store.native.update_natively`); only a group with a
+    room's very first row falls back to one statement each.
     """
     if not rows:
         return
     values = [_conference_values(effect.row, now) for effect, now in rows]
     connection = session.connection()
-    if connection.execute(_UPDATE_CONFERENCE, values).rowcount == len(values):
+    changed = None
+    if offload is not None:
+        keyed = [[one["row_sid"], *(one[name] for name in _UPDATED)] for one in values]
+        changed = update_natively(connection, _CONFERENCES, _UPDATED, keyed, offload)
+    if changed is None:
+        changed = connection.execute(_UPDATE_CONFERENCE, values).rowcount
+    if changed == len(values):
         return
     for one in values:  # idempotent: the same values again
         if connection.execute(_UPDATE_CONFERENCE, one).rowcount == 0:
@@ -877,6 +889,8 @@ def _store_recording(
 
 
 _CONFERENCE_FIELDS = tuple(f for f in ConferenceRow.__dataclass_fields__ if f != "sid")
+_UPDATED = (*_CONFERENCE_FIELDS, "date_updated")
+"""The columns a conference UPDATE sets (:func:`_conference_values`)."""
 _PARTICIPANT_FIELDS = tuple(
     f
     for f in ParticipantRow.__dataclass_fields__
@@ -921,7 +935,7 @@ def write_batches(
                 else:
                     others.append((room, effect, now))
         # First: the other rows (a new participant, a recording) refer to them.
-        _store_conferences(session, conferences)
+        _store_conferences(session, conferences, offload)
         for room, effect, now in others:
             STORERS[type(effect)](room, session, effect, now)
         session.flush()

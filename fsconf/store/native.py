@@ -28,10 +28,11 @@ from __future__ import annotations
 import logging
 import sqlite3
 import sys
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import gevent
+from sqlalchemy import Connection, Dialect, Table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -94,3 +95,101 @@ def tune(interval: float = SWITCH_INTERVAL) -> float:
     sys.setswitchinterval(interval)
     logger.info("thread switch interval %.2f ms (was %.2f)", interval * 1000, previous * 1000)
     return previous
+
+
+UPDATE_ROWS_PER_STATEMENT = 64
+"""The most rows one ``UPDATE ... FROM (VALUES ...)`` of :func:`update_natively` holds."""
+
+_UPDATE_FROM_SQLITE = (3, 33, 0)  # SQLite's UPDATE ... FROM
+
+
+def update_natively(
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    offload: Offload[int],
+) -> int | None:
+    """UPDATE ``table``'s rows by primary key through ``offload`` (SQLite).
+
+    Each row is the key, then the values of ``columns``, as for SQLAlchemy
+    (the columns' bind processors are applied here, on the hub). They go as
+    a few ``UPDATE ... FROM (VALUES ...)`` statements, a power of two of rows
+    each (padded with NULL rows, which match nothing), so the thread waits for
+    the GIL once per statement, not once per row as executemany would.
+    Returns how many rows SQLite changed; None when it cannot be done so
+    (not SQLite, a SQLite older than 3.33, a key twice): the caller updates
+    its own way then.
+    """
+    dialect = connection.dialect
+    if dialect.name != "sqlite" or sqlite3.sqlite_version_info < _UPDATE_FROM_SQLITE:
+        return None
+    if len({row[0] for row in rows}) != len(rows):
+        return None  # which of two values would win is not defined
+    processors = _processors(table, columns, dialect)
+    width = len(columns) + 1
+    statements: list[tuple[str, list[object]]] = []
+    for start in range(0, len(rows), UPDATE_ROWS_PER_STATEMENT):
+        chunk = rows[start : start + UPDATE_ROWS_PER_STATEMENT]
+        size = padded(len(chunk))
+        values: list[object] = []
+        for row in chunk:
+            values.append(row[0])
+            values += [
+                value if process is None or value is None else process(value)
+                for value, process in zip(row[1:], processors, strict=True)
+            ]
+        values += [None] * (width * (size - len(chunk)))
+        statements.append((_update_from(table, tuple(columns), size), values))
+    raw: Any = connection.connection.driver_connection
+
+    def update() -> int:
+        return sum(raw.execute(sql, values).rowcount for sql, values in statements)
+
+    try:
+        return offload(update)
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(
+            statements[0][0][:80], None, error, sqlite3.Error, dialect=dialect
+        ) from error
+
+
+def padded(count: int) -> int:
+    """The power of two a statement of ``count`` rows is padded to."""
+    size = 1
+    while size < count:
+        size *= 2
+    return size
+
+
+_PROCESSORS: dict[tuple[str, tuple[str, ...], str], tuple[Callable[[Any], Any] | None, ...]] = {}
+
+
+def _processors(
+    table: Table, columns: Sequence[str], dialect: Dialect
+) -> tuple[Callable[[Any], Any] | None, ...]:
+    key = (table.name, tuple(columns), dialect.name)
+    found = _PROCESSORS.get(key)
+    if found is None:
+        found = _PROCESSORS[key] = tuple(
+            table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+        )
+    return found
+
+
+_UPDATES: dict[tuple[str, tuple[str, ...], int], str] = {}
+
+
+def _update_from(table: Table, columns: tuple[str, ...], size: int) -> str:
+    key = (table.name, columns, size)
+    sql = _UPDATES.get(key)
+    if sql is None:
+        (primary,) = table.primary_key.columns
+        width = len(columns) + 1
+        row = "(" + ", ".join("?" * width) + ")"
+        assignments = ", ".join(f"{name} = v.column{n}" for n, name in enumerate(columns, 2))
+        # The table's own column names and placeholders only: the values are bound.
+        head = f"UPDATE {table.name} SET {assignments}"  # noqa: S608
+        body = f" FROM (VALUES {', '.join([row] * size)}) AS v"
+        sql = _UPDATES[key] = head + body + f" WHERE {table.name}.{primary.name} = v.column1"
+    return sql

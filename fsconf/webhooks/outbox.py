@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session
 from fsconf.errors import WebhookError
 from fsconf.store.db import describe_error
 from fsconf.store.models import Callback, Conference, Recording
-from fsconf.store.native import Offload
+from fsconf.store.native import Offload, padded
 from fsconf.store.repositories import next_sequence_number
 from fsconf.store.times import format_rfc2822, utc_now
 from fsconf.webhooks.signing import Params
@@ -369,7 +369,7 @@ def _insert_natively(
     width = len(_CALLBACK_COLUMNS)
     for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
         chunk = rows[start : start + SQLITE_ROWS_PER_STATEMENT]
-        size = _padded(len(chunk))
+        size = padded(len(chunk))
         values: list[object] = [value for row in chunk for value in plan.bind(row)]
         values += [None] * (width * (size - len(chunk)))
         statements.append((_values_insert(size), values))
@@ -386,13 +386,6 @@ def _insert_natively(
         raise DBAPIError.instance(
             statements[0][0][:80], None, error, dialect.loaded_dbapi.Error, dialect=dialect
         ) from error
-
-
-def _padded(count: int) -> int:
-    size = 1
-    while size < count:
-        size *= 2
-    return size
 
 
 _VALUES_INSERTS: dict[int, str] = {}

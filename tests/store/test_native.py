@@ -164,3 +164,88 @@ def test_tune_sets_the_switch_interval_and_refuses_nonsense():
                 native.tune(bad)
     finally:
         sys.setswitchinterval(before)
+
+
+COLUMNS = ("name", "visits", "seen")
+
+
+def _people(url: str) -> tuple[Any, Any]:
+    from sqlalchemy import Column, Integer, MetaData, String, Table
+
+    from fsconf.store.models import UTCDateTime
+
+    metadata = MetaData()
+    table = Table(
+        "people",
+        metadata,
+        Column("sid", String(34), primary_key=True),
+        Column("name", String(64)),
+        Column("visits", Integer),
+        Column("seen", UTCDateTime()),
+    )
+    engine = make_engine(url)
+    metadata.create_all(engine)
+    return engine, table
+
+
+def test_update_natively_updates_by_key_as_sqlalchemy_would(tmp_path: Path):
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert, select
+
+    from fsconf.store.native import update_natively
+
+    engine, table = _people(f"sqlite:///{tmp_path}/people.db")
+    t0 = datetime(2026, 11, 26, 4, 0, 0, 123456, tzinfo=UTC)
+    keys = [f"PE{n:032d}" for n in range(300)]
+    threads: list[int] = []
+
+    def offload(work: Any) -> Any:
+        def recorded() -> Any:
+            threads.append(thread_ident())
+            return work()
+
+        return in_native_thread(recorded)
+
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(table), [{"sid": k, "name": "-", "visits": 0} for k in keys])
+        first = 0
+        for count in (1, 3, 64, 65, 130):  # one row, padded, one full statement, several
+            chosen = keys[first : first + count]
+            rows = [
+                [k, f"name {k[-3:]}", n, t0 + timedelta(seconds=n)] for n, k in enumerate(chosen)
+            ]
+            with engine.begin() as connection:
+                changed = update_natively(connection, table, COLUMNS, rows, offload)
+            assert changed == count
+            first += count
+        with engine.begin() as connection:
+            absent = [["PE" + "x" * 32, "nobody", 1, None], [keys[0], "again", 9, None]]
+            assert update_natively(connection, table, COLUMNS, absent, offload) == 1
+            twice = [[keys[1], "a", 1, None], [keys[1], "b", 2, None]]
+            assert update_natively(connection, table, COLUMNS, twice, offload) is None
+        with engine.connect() as connection:
+            stored = {row.sid: row for row in connection.execute(select(table))}
+    finally:
+        engine.dispose()
+    again = stored[keys[0]]
+    assert (again.name, again.visits, again.seen) == ("again", 9, None)
+    # read back through SQLAlchemy's own type: the same moments, aware UTC
+    assert stored[keys[5]].seen == t0 + timedelta(seconds=1)  # 2nd row of the 64-row update
+    assert stored[keys[5]].name == f"name {keys[5][-3:]}"
+    assert all(stored[k].visits is not None for k in keys[:first])
+    assert [stored[k].name for k in keys[first:]] == ["-"] * (len(keys) - first)
+    assert len(threads) == 6 and thread_ident() not in threads
+
+
+def test_update_natively_declines_other_databases(session_factory, db_backend):
+    from sqlalchemy import Column, MetaData, String, Table
+
+    from fsconf.store.native import update_natively
+
+    if db_backend == "sqlite":
+        pytest.skip("SQLite is what it does")
+    table = Table("people", MetaData(), Column("sid", String(34), primary_key=True))
+    with transaction(session_factory) as session:
+        assert update_natively(session.connection(), table, (), [["PE1"]], in_native_thread) is None
