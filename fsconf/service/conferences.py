@@ -138,7 +138,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import gevent
 import gevent.event
@@ -232,10 +232,12 @@ class _Item:
     result: gevent.event.AsyncResult | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Step:
+class _Step(NamedTuple):
     """One input as the engine took it: the states around it and its effects,
-    or why it was refused (``error``: the engine's refusal, or a bug)."""
+    or why it was refused (``error``: the engine's refusal, or a bug).
+
+    A named tuple, not a frozen dataclass: one is made per input, and a
+    frozen dataclass's ``__init__`` costs three times as much (0.7 µs)."""
 
     item: _Item
     before: ConferenceState
@@ -245,13 +247,11 @@ class _Step:
     error: Exception | None = None
 
     @property
-    def stores(self) -> bool:
-        return any(isinstance(e, _STORED) for e in self.effects)
-
-    @property
     def ends_batch(self) -> bool:
         """Later inputs must not be applied before this one's effects are done."""
-        return self.item.result is not None or any(type(e) in ACTORS for e in self.effects)
+        return self.item.result is not None or not ACTORS.keys().isdisjoint(
+            map(type, self.effects)
+        )
 
 
 StoredRow = tuple[Effect, datetime]

@@ -80,7 +80,11 @@ Theory of operation
   sent and no claim is made, for at most ``give_way_limit`` seconds at a
   time; then delivery takes a turn as long (it still advances under an
   endless burst, at half its share). A burst of events therefore costs its
-  callbacks a little latency instead of slowing the engine.
+  callbacks a little latency instead of slowing the engine. The limit
+  (:data:`GIVE_WAY_LIMIT`, 1 s) is twice what the engine takes to apply and
+  store a 10 000-event speaker storm (100 rooms x 10 members) on the reference
+  VM: at 0.5 s, a storm that took a little longer than usual got delivery's
+  turn in its last part and took longer still (``bench/README.md``).
 * **HTTP.**  :class:`~fsconf.webhooks.transport.Transport` speaks HTTP/1.1
   itself, with keep-alive, when that is exactly what the injected
   ``requests.Session`` would do, and goes through the session otherwise
@@ -174,6 +178,8 @@ _EAGER_SETTLE_ROWS: Final = 64
 _CLAIM_ROWS: Final = 1024
 #: Seconds between two looks at ``give_way`` while giving way.
 _GIVE_WAY_POLL: Final = 0.005
+GIVE_WAY_LIMIT = 1.0
+"""Seconds delivery gives way at a time, and then takes a turn as long."""
 
 _CALLBACKS: Table = Callback.__table__  # type: ignore[assignment]
 _ACCOUNTS: Table = Account.__table__  # type: ignore[assignment]
@@ -290,7 +296,7 @@ class DeliveryWorker:
         rng: random.Random | None = None,
         on_delivered: Callable[[float], None] | None = None,
         give_way: Callable[[], bool] | None = None,
-        give_way_limit: float = 0.5,
+        give_way_limit: float = GIVE_WAY_LIMIT,
     ) -> None:
         if max_attempts < 1:
             raise WebhookError(f"max_attempts must be >= 1, got {max_attempts}")
