@@ -549,30 +549,9 @@ class DeliveryWorker:
         loose: list[int] = []
         limit = 2 * wanted
         for offset, size in ((0, _SCAN_PAGE), (_SCAN_PAGE, _SCAN_ROWS - _SCAN_PAGE)):
-            rows = (
-                select(_CALLBACKS.c.id, _CALLBACKS.c.ordering_key, _CALLBACKS.c.next_attempt_at)
-                .where(_CALLBACKS.c.status == "pending")
-                .where(_CALLBACKS.c.next_attempt_at <= now)
-                .where(_claimable(now))
-                .order_by(_CALLBACKS.c.next_attempt_at, _CALLBACKS.c.id)
-                .limit(size)
-                .offset(offset)
-                .subquery()
-            )
-            # A row without a key is a stream of its own: group it by its id.
-            stream = func.coalesce(rows.c.ordering_key, cast(rows.c.id, String))
-            first = func.min(rows.c.id)
-            groups = (
-                select(
-                    func.min(rows.c.ordering_key).label("key"),
-                    first.label("first"),
-                    func.count().label("rows"),
-                )
-                .group_by(stream)
-                .order_by(func.min(rows.c.next_attempt_at), first)
-            )
+            groups = connection.execute(_GROUPS, {"now": now, "size": size, "offset": offset})
             scanned = 0
-            for group in connection.execute(groups):
+            for group in groups:
                 scanned += group.rows
                 if group.key is None:
                     loose.append(group.first)
@@ -917,6 +896,42 @@ def _probe_statement() -> Any:
 
 
 _PROBE: Final = _probe_statement()
+
+
+def _groups_statement() -> Any:
+    """The claim's scan (:meth:`DeliveryWorker._candidates`): a window of the
+    due index, ``size`` rows from ``offset``, grouped by stream.
+
+    Built once, with bound parameters: building it per claim cost SQLAlchemy
+    ~100 objects that reference each other, garbage the cyclic collector
+    then had to find (its young collections ran inside speaker storms).
+    """
+    now = bindparam("now", type_=_CALLBACKS.c.next_attempt_at.type)
+    rows = (
+        select(_CALLBACKS.c.id, _CALLBACKS.c.ordering_key, _CALLBACKS.c.next_attempt_at)
+        .where(_CALLBACKS.c.status == "pending")
+        .where(_CALLBACKS.c.next_attempt_at <= now)
+        .where(or_(_CALLBACKS.c.claimed_until.is_(None), _CALLBACKS.c.claimed_until <= now))
+        .order_by(_CALLBACKS.c.next_attempt_at, _CALLBACKS.c.id)
+        .limit(bindparam("size", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+        .subquery()
+    )
+    # A row without a key is a stream of its own: group it by its id.
+    stream = func.coalesce(rows.c.ordering_key, cast(rows.c.id, String))
+    first = func.min(rows.c.id)
+    return (
+        select(
+            func.min(rows.c.ordering_key).label("key"),
+            first.label("first"),
+            func.count().label("rows"),
+        )
+        .group_by(stream)
+        .order_by(func.min(rows.c.next_attempt_at), first)
+    )
+
+
+_GROUPS: Final = _groups_statement()
 
 
 def _job(row: Any, auth_token: str | None, lease_until: datetime) -> _Job:

@@ -444,3 +444,31 @@ def test_delivery_waits_for_the_engine_to_catch_up_when_it_does(
     assert runner.get(timeout=5) == 1
     assert time.monotonic() - caught_up < 0.5
     assert len(receiver.wait_for(1)) == 1
+
+
+def test_a_delivery_round_leaves_little_cyclic_garbage(
+    session_factory: Factory, http: requests.Session, receiver: Receiver, clock: FakeClock
+) -> None:
+    """Claims and settles build no statement that the cyclic collector must
+    find afterwards: such garbage is what set off its young collections (each
+    walks every live young object, 100 ms and more) inside speaker storms.
+    Measured on a round that sends 40 callbacks of 20 conferences."""
+    import gc
+
+    sids = _conferences(session_factory, receiver.base + "/status", 20)
+    worker = _worker(session_factory, http, clock)
+    for round_ in range(2):  # the first round warms SQLAlchemy's caches
+        for number, sid in enumerate(sids * 2):
+            _join(session_factory, sid, 100 * round_ + number, clock())
+        gc.collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            sent = worker.run_once()
+            gc.collect()
+            garbage = len(gc.garbage)
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+        assert sent == 40
+    # 335 while the claim's scan was built per claim; 50 since it is built once.
+    assert garbage < 120, garbage
