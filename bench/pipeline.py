@@ -3,7 +3,7 @@
 Run from the repository root::
 
     python -m bench.pipeline [--rooms 100] [--members 10] [--events 10000]
-                             [--rounds 3] [--paced-rate 1000] [--paced-seconds 3]
+                             [--rounds 5] [--paced-rate 1000] [--paced-seconds 3]
                              [--database-url URL]
 
 Theory of operation
@@ -692,7 +692,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rooms", type=int, default=100)
     parser.add_argument("--members", type=int, default=10)
     parser.add_argument("--events", type=int, default=10_000, help="talking events per round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--paced-rate", type=float, default=1000.0)
     parser.add_argument("--paced-seconds", type=float, default=3.0)
     parser.add_argument("--database-url", default=os.environ.get("FSCONF_BENCH_DATABASE_URL"))
