@@ -46,7 +46,7 @@ ORM as before, and the callbacks of the whole transaction go last as one
 executemany, a COPY on PostgreSQL (:func:`fsconf.webhooks.outbox.insert_callbacks`),
 room after room and in input order, so within a conference their ids follow
 the SequenceNumbers. On SQLite a group with at least ``OFFLOAD_ROWS``
-callbacks inserts them, and commits, on a native thread
+callbacks writes its conference rows and callbacks, and commits, on a native thread
 (:mod:`fsconf.store.native`): SQLite's own work runs on another core while
 the hub reads and applies the next events.
 
@@ -924,8 +924,9 @@ def write_batches(
     in order, room after room; the callbacks of them all go last, in the
     same order, as one executemany, so within a conference their ids follow
     the SequenceNumbers. The ORM rows (a new participant, an alert) are
-    flushed before them. ``offload``: the callbacks' INSERT and the COMMIT
-    go through it (SQLite; see :mod:`fsconf.store.native`).
+    flushed before them. ``offload``: the conference rows' UPDATE, the
+    callbacks' INSERT and the COMMIT go through it (SQLite; see
+    :mod:`fsconf.store.native`).
     """
     with transaction(sessions) as session:
         callbacks: list[CallbackRow] = []
@@ -975,8 +976,9 @@ class GroupWriter:
     one was stored; otherwise it fails without being written.
 
     ``offload`` (SQLite; :mod:`fsconf.store.native`): a transaction with at
-    least ``offload_rows`` callbacks inserts them and commits on a native
-    thread, and the hub goes on meanwhile (the rooms apply their next batch).
+    least ``offload_rows`` callbacks writes its conference rows and callbacks,
+    and commits, on a native thread, and the hub goes on meanwhile (the rooms
+    apply their next batch).
     """
 
     def __init__(

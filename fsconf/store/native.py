@@ -5,9 +5,10 @@ it returns. The ``sqlite3`` module releases the GIL inside SQLite (preparing,
 stepping, resetting a statement, committing), so the same call made from a
 native thread runs on another core while the hub reads events and applies
 them. ``fsconf serve``'s group commits use it for the part of a speaker
-storm's transaction that is SQLite's own work: the outbox INSERT and the
-COMMIT (:func:`fsconf.webhooks.outbox.insert_callbacks`,
-:func:`commit_natively`), about 9 µs of every talking event's 50
+storm's transaction that is SQLite's own work: the conference rows'
+UPDATE (:func:`update_natively`), the outbox INSERT
+(:func:`fsconf.webhooks.outbox.insert_callbacks`) and the COMMIT
+(:func:`commit_natively`), about 10 µs of every talking event's ~50
 (bench/README.md).
 
 The GIL: a thread that comes back from SQLite needs the GIL again, and
