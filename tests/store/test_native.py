@@ -33,6 +33,20 @@ real_sleep = monkey.get_original("time", "sleep")
 WAIT = 10.0
 
 
+class ThreadRecorder:
+    """An offload that runs the work on a native thread and records which."""
+
+    def __init__(self) -> None:
+        self.threads: list[int] = []
+
+    def __call__(self, work: Any) -> Any:
+        def recorded() -> Any:
+            self.threads.append(thread_ident())
+            return work()
+
+        return in_native_thread(recorded)
+
+
 def test_work_runs_on_another_thread_while_the_hub_goes_on():
     ticks: list[int] = []
 
@@ -89,15 +103,9 @@ def test_commit_natively_commits_on_a_native_thread(tmp_path: Path):
     url = f"sqlite:///{tmp_path}/native.db"
     engine = _table(url)
     sessions = make_session_factory(engine)
-    threads: list[int] = []
+    offload = ThreadRecorder()
+    threads = offload.threads
     seen_before_sqlalchemy_commits: list[int] = []
-
-    def offload(work: Any) -> Any:
-        def recorded() -> Any:
-            threads.append(thread_ident())
-            return work()
-
-        return in_native_thread(recorded)
 
     try:
         with transaction(sessions) as session:
@@ -198,14 +206,8 @@ def test_update_natively_updates_by_key_as_sqlalchemy_would(tmp_path: Path):
     engine, table = _people(f"sqlite:///{tmp_path}/people.db")
     t0 = datetime(2026, 11, 26, 4, 0, 0, 123456, tzinfo=UTC)
     keys = [f"PE{n:032d}" for n in range(300)]
-    threads: list[int] = []
-
-    def offload(work: Any) -> Any:
-        def recorded() -> Any:
-            threads.append(thread_ident())
-            return work()
-
-        return in_native_thread(recorded)
+    offload = ThreadRecorder()
+    threads = offload.threads
 
     try:
         with engine.begin() as connection:

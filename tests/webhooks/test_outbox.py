@@ -393,20 +393,10 @@ def test_the_native_insert_writes_what_executemany_writes_in_order(
     same rows as the executemany, ids in list order, across the statement
     sizes (one row, a partial padded statement, exactly one full statement,
     several). PostgreSQL keeps its COPY: the offload is never called."""
-    from gevent import monkey
+    from tests.store.test_native import ThreadRecorder, thread_ident
 
-    from fsconf.store.native import in_native_thread
-
-    ident = monkey.get_original("_thread", "get_ident")
-    threads: list[int] = []
-
-    def offload(work):  # type: ignore[no-untyped-def]
-        def recorded():  # type: ignore[no-untyped-def]
-            threads.append(ident())
-            return work()
-
-        return in_native_thread(recorded)
-
+    offload = ThreadRecorder()
+    threads = offload.threads
     with transaction(session_factory) as session:
         by_executemany = _conference(session)
         natively = repo.create_conference(
@@ -429,7 +419,7 @@ def test_the_native_insert_writes_what_executemany_writes_in_order(
     numbers = [row[3] for row in stored]  # sequence_number, in id order
     assert numbers == list(range(1, first))
     if db_backend == "sqlite":
-        assert len(threads) == 5 and ident() not in threads
+        assert len(threads) == 5 and thread_ident() not in threads
         assert set(outbox._VALUES_INSERTS) <= {2**n for n in range(9)}  # at most 256 rows
     else:
         assert threads == []
