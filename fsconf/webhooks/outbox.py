@@ -370,16 +370,7 @@ def _insert_natively(
     for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
         chunk = rows[start : start + SQLITE_ROWS_PER_STATEMENT]
         size = padded(len(chunk))
-        values: list[object] = []
-        for row in chunk:
-            moment = row[_FIRST_TIMESTAMP]
-            # The common row (see _bind_utc_text), bound straight into the list.
-            if row[-1] is moment and type(moment) is datetime and moment.tzinfo is UTC:
-                text = _utc_text(moment)
-                values += row[:_FIRST_TIMESTAMP]
-                values += (text, text)
-            else:
-                values += plan.bind(row)
+        values: list[object] = [value for row in chunk for value in plan.bind(row)]
         values += [None] * (width * (size - len(chunk)))
         statements.append((_values_insert(size), values))
     raw: Any = connection.connection.driver_connection
