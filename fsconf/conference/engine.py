@@ -727,8 +727,10 @@ def _talking(event_name: str) -> Handler:
         state: ConferenceState, event: StartTalking | StopTalking, now: datetime, effects: Effects
     ) -> ConferenceState:
         participant = _member(state, event, event.call_sid)
-        if participant is None or not callbacks.wants(state, event_name):
-            return state  # the hot path: no callback asked, nothing to do
+        if participant is None:
+            return state  # stale: the call already left
+        # No callback asked: the state comes back unchanged (status_callback
+        # checks what the room asked for; checking here too cost a storm 1 µs).
         return _callback(state, effects, event_name, now, participant)
 
     return handle

@@ -486,9 +486,9 @@ class Room:
             _log_lifecycle(step.before, step.after)
         for step in steps:
             # One call per stored input with callbacks (the benchmarks count them).
-            if any(isinstance(e, Callback) for e in step.effects):
+            if Callback in map(type, step.effects):
                 self.service.notify_callbacks()
-        if any(isinstance(e, RecordingFinished) for step in steps for e in step.effects):
+        if any(RecordingFinished in map(type, step.effects) for step in steps):
             self.service.recordings_changed.set()
             self.service.recordings_changed.clear()
         for step in steps:
@@ -692,6 +692,8 @@ def _trim_recordings(conference_sid: str, effects: tuple[Effect, ...]) -> tuple[
     The trimmed length replaces FreeSWITCH's in the row and in the callbacks
     of this step (the spec: the duration may be less than the call's).
     """
+    if RecordingFinished not in map(type, effects):
+        return effects  # every step but a recording's end (C-level: the hot path)
     finished = [
         e
         for e in effects
