@@ -190,9 +190,21 @@ from fsconf.service.trim import trim_silence
 from fsconf.store import models, repositories
 from fsconf.store.db import causes, transaction, transient_cause
 from fsconf.store.ids import new_sid
-from fsconf.store.native import Offload, commit_natively, in_native_thread, update_natively
+from fsconf.store.native import (
+    Offload,
+    commit_natively,
+    in_native_thread,
+    update_natively,
+    update_statements,
+    write_natively,
+)
 from fsconf.store.times import utc_now
-from fsconf.webhooks.outbox import CallbackRow, callback_values, insert_callbacks
+from fsconf.webhooks.outbox import (
+    CallbackRow,
+    callback_values,
+    insert_callbacks,
+    native_insert_statements,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -802,7 +814,7 @@ _INSERT_CONFERENCE = insert(_CONFERENCES)
 def _store_conferences(
     session: Session,
     rows: list[tuple[StoreConference, datetime]],
-    offload: Offload[Any] | None = None,
+    offload: Offload | None = None,
 ) -> None:
     """The conference rows of a transaction, as the engine has them.
 
@@ -819,8 +831,7 @@ def _store_conferences(
     connection = session.connection()
     changed = None
     if offload is not None:
-        keyed = [[one["row_sid"], *(one[name] for name in _UPDATED)] for one in values]
-        changed = update_natively(connection, _CONFERENCES, _UPDATED, keyed, offload)
+        changed = update_natively(connection, _CONFERENCES, _UPDATED, _keyed(values), offload)
     if changed is None:
         changed = connection.execute(_UPDATE_CONFERENCE, values).rowcount
     if changed == len(values):
@@ -829,6 +840,12 @@ def _store_conferences(
         if connection.execute(_UPDATE_CONFERENCE, one).rowcount == 0:
             insert = {name: value for name, value in one.items() if name != "row_sid"}
             connection.execute(_INSERT_CONFERENCE, {"sid": one["row_sid"], **insert})
+
+
+def _keyed(values: list[dict[str, Any]]) -> list[list[Any]]:
+    """Conference rows' values as :func:`fsconf.store.native.update_statements`
+    takes them: the key, then the :data:`_UPDATED` columns."""
+    return [[one["row_sid"], *(one[name] for name in _UPDATED)] for one in values]
 
 
 def _conference_values(row: ConferenceRow, now: datetime) -> dict[str, Any]:
@@ -918,7 +935,7 @@ def write_batches(
     sessions: sessionmaker[Session],
     batches: Iterable[tuple[Room, list[StoredRow]]],
     *,
-    offload: Offload[None] | None = None,
+    offload: Offload | None = None,
 ) -> None:
     """Write the rows of one or more rooms' batches in ONE transaction.
 
@@ -928,7 +945,8 @@ def write_batches(
     the SequenceNumbers. The ORM rows (a new participant, an alert) are
     flushed before them. ``offload``: the conference rows' UPDATE, the
     callbacks' INSERT and the COMMIT go through it (SQLite; see
-    :mod:`fsconf.store.native`).
+    :mod:`fsconf.store.native`), in one trip when the transaction holds
+    nothing else (:func:`_in_one_trip`).
     """
     with transaction(sessions) as session:
         callbacks: list[CallbackRow] = []
@@ -942,6 +960,13 @@ def write_batches(
                     conferences.append((effect, now))
                 else:
                     others.append((room, effect, now))
+        # A storm's transaction (conference rows and callbacks only): one trip.
+        if (
+            offload is not None
+            and not others
+            and _in_one_trip(session, conferences, callbacks, offload)
+        ):
+            return
         # First: the other rows (a new participant, a recording) refer to them.
         _store_conferences(session, conferences, offload)
         for room, effect, now in others:
@@ -950,6 +975,29 @@ def write_batches(
         insert_callbacks(session.connection(), callbacks, offload=offload)
         if offload is not None:
             commit_natively(session, offload)
+
+
+def _in_one_trip(
+    session: Session,
+    conferences: list[tuple[StoreConference, datetime]],
+    callbacks: list[CallbackRow],
+    offload: Offload,
+) -> bool:
+    """A transaction of conference rows and callbacks only (a storm's), written
+    and committed in one trip to SQLite's native thread
+    (:func:`fsconf.store.native.write_natively`). False when it could not be:
+    not SQLite, or a conference row to INSERT (a room's first); then nothing
+    is committed and :func:`write_batches` writes it its usual way (the
+    UPDATE again, with the same values)."""
+    connection = session.connection()
+    values = [_conference_values(effect.row, now) for effect, now in conferences]
+    updates = update_statements(connection, _CONFERENCES, _UPDATED, _keyed(values)) or []
+    inserts = native_insert_statements(connection, callbacks) or []
+    if (values and not updates) or (callbacks and not inserts):
+        return False
+    return write_natively(
+        session, offload, updates=updates, expected=len(values), inserts=inserts
+    )
 
 
 @dataclass(eq=False, slots=True)
@@ -988,7 +1036,7 @@ class GroupWriter:
         sessions: sessionmaker[Session],
         *,
         row_limit: int = GROUP_ROW_LIMIT,
-        offload: Offload[None] | None = None,
+        offload: Offload | None = None,
         offload_rows: int = OFFLOAD_ROWS,
     ):
         self.sessions = sessions
@@ -1102,7 +1150,7 @@ class ConferenceService:
         store_retry_cap: float = 1.0,
         store_retry_log_every: float = 10.0,
         batch_limit: int = BATCH_LIMIT,
-        offload: Offload[None] | None = in_native_thread,
+        offload: Offload | None = in_native_thread,
         pipelining: bool = True,
     ) -> None:
         if batch_limit < 1:

@@ -6,10 +6,12 @@ stepping, resetting a statement, committing), so the same call made from a
 native thread runs on another core while the hub reads events and applies
 them. ``fsconf serve``'s group commits use it for the part of a speaker
 storm's transaction that is SQLite's own work: the conference rows'
-UPDATE (:func:`update_natively`), the outbox INSERT
-(:func:`fsconf.webhooks.outbox.insert_callbacks`) and the COMMIT
-(:func:`commit_natively`), about 10 µs of every talking event's ~50
-(bench/README.md).
+UPDATE (:func:`update_statements`), the outbox INSERT
+(:func:`fsconf.webhooks.outbox.native_insert_statements`) and the COMMIT,
+all three in one trip (:func:`write_natively`), about 10 µs of every
+talking event's ~40 (bench/README.md). :func:`update_natively`,
+:func:`commit_natively` and ``insert_callbacks(offload=...)`` make a trip
+each, for the transactions that also hold other rows.
 
 The GIL: a thread that comes back from SQLite needs the GIL again, and
 CPython makes the running thread give it up only after
@@ -30,7 +32,7 @@ import logging
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import gevent
 from sqlalchemy import Connection, Dialect, Table
@@ -41,9 +43,13 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-Offload = Callable[[Callable[[], T]], T]
-"""Run blocking work somewhere the hub is not, wait for it cooperatively, and
-return its result or raise its exception."""
+
+class Offload(Protocol):
+    """Run blocking work somewhere the hub is not, wait for it cooperatively, and
+    return its result or raise its exception (:func:`in_native_thread`)."""
+
+    def __call__(self, work: Callable[[], T], /) -> T: ...
+
 
 SWITCH_INTERVAL = 0.0002
 """Seconds a thread runs before it must give the GIL to one that waits."""
@@ -65,7 +71,7 @@ def in_native_thread(work: Callable[[], T]) -> T:
         raise
 
 
-def commit_natively(session: Session, offload: Offload[None]) -> None:
+def commit_natively(session: Session, offload: Offload) -> None:
     """Commit ``session``'s SQLite transaction through ``offload``.
 
     SQLAlchemy's own commit, which the caller's :func:`fsconf.store.db.transaction`
@@ -104,24 +110,16 @@ UPDATE_ROWS_PER_STATEMENT = 64
 _UPDATE_FROM_SQLITE = (3, 33, 0)  # SQLite's UPDATE ... FROM
 
 
-def update_natively(
-    connection: Connection,
-    table: Table,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[object]],
-    offload: Offload[int],
-) -> int | None:
-    """UPDATE ``table``'s rows by primary key through ``offload`` (SQLite).
+Statements = list[tuple[str, list[object]]]
+"""SQL texts and their bound values, run in order on the ``sqlite3`` connection."""
 
-    Each row is the key, then the values of ``columns``, as for SQLAlchemy
-    (the columns' bind processors are applied here, on the hub). They go as
-    a few ``UPDATE ... FROM (VALUES ...)`` statements, a power of two of rows
-    each (padded with NULL rows, which match nothing), so the thread waits for
-    the GIL once per statement, not once per row as executemany would.
-    Returns how many rows SQLite changed; None when it cannot be done so
-    (not SQLite, a SQLite older than 3.33, a key twice): the caller updates
-    its own way then.
-    """
+
+def update_statements(
+    connection: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[object]]
+) -> Statements | None:
+    """The ``UPDATE ... FROM (VALUES ...)`` statements of :func:`update_natively`,
+    or None when they cannot be used (not SQLite, a SQLite older than 3.33, a
+    key twice)."""
     dialect = connection.dialect
     if dialect.name != "sqlite" or sqlite3.sqlite_version_info < _UPDATE_FROM_SQLITE:
         return None
@@ -129,7 +127,7 @@ def update_natively(
         return None  # which of two values would win is not defined
     processors = _processors(table, columns, dialect)
     width = len(columns) + 1
-    statements: list[tuple[str, list[object]]] = []
+    statements: Statements = []
     for start in range(0, len(rows), UPDATE_ROWS_PER_STATEMENT):
         chunk = rows[start : start + UPDATE_ROWS_PER_STATEMENT]
         size = padded(len(chunk))
@@ -142,16 +140,91 @@ def update_natively(
             ]
         values += [None] * (width * (size - len(chunk)))
         statements.append((_update_from(table, tuple(columns), size), values))
+    return statements
+
+
+def update_natively(
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    offload: Offload,
+) -> int | None:
+    """UPDATE ``table``'s rows by primary key through ``offload`` (SQLite).
+
+    Each row is the key, then the values of ``columns``, as for SQLAlchemy
+    (the columns' bind processors are applied here, on the hub). They go as
+    a few ``UPDATE ... FROM (VALUES ...)`` statements, a power of two of rows
+    each (padded with NULL rows, which match nothing), so the thread waits for
+    the GIL once per statement, not once per row as executemany would.
+    Returns how many rows SQLite changed; None when it cannot be done so
+    (see :func:`update_statements`): the caller updates its own way then.
+    """
+    statements = update_statements(connection, table, columns, rows)
+    if statements is None:
+        return None
+    return execute_natively(connection, statements, offload)
+
+
+def write_natively(
+    session: Session,
+    offload: Offload,
+    *,
+    updates: Statements,
+    expected: int,
+    inserts: Statements,
+) -> bool:
+    """A whole SQLite transaction in ONE trip to the native thread: ``updates``;
+    then, if they changed ``expected`` rows, ``inserts`` and the COMMIT.
+
+    Why one trip: each trip ends with the thread handing its result back to
+    the hub, and in a storm's last part (every event read, the rooms waiting
+    for their commits) the writer's greenlet waited 2-3 ms for its turn after
+    each of the three (UPDATE, INSERT, COMMIT). Returns False when the updates
+    changed another number of rows (a row to INSERT first, such as a room's
+    very first): nothing after them ran and the transaction is still open, for
+    the caller to finish its own way. Errors leave as :func:`commit_natively`'s.
+    """
+    session.flush()
+    connection = session.connection()
     raw: Any = connection.connection.driver_connection
 
-    def update() -> int:
-        return sum(raw.execute(sql, values).rowcount for sql, values in statements)
+    def trip() -> bool:
+        if execute(raw, updates) != expected:
+            return False
+        execute(raw, inserts)
+        raw.commit()
+        return True
 
+    first = (updates or inserts or [("COMMIT", [])])[0][0]
+    return run_natively(connection, offload, trip, statement=first)
+
+
+def execute_natively(connection: Connection, statements: Statements, offload: Offload) -> int:
+    """Run ``statements`` (at least one) through ``offload`` on the transaction's
+    own ``sqlite3`` connection; the rows they changed."""
+    raw: Any = connection.connection.driver_connection
+    return run_natively(
+        connection, offload, lambda: execute(raw, statements), statement=statements[0][0]
+    )
+
+
+def execute(raw: Any, statements: Statements) -> int:
+    """Run ``statements`` on the ``sqlite3`` connection ``raw``; the rows they changed."""
+    return sum(raw.execute(sql, values).rowcount for sql, values in statements)
+
+
+def run_natively(
+    connection: Connection, offload: Offload, work: Callable[[], T], *, statement: str
+) -> T:
+    """``offload(work)``, with ``sqlite3``'s errors raised as SQLAlchemy raises
+    them (so the caller rolls back and the retry rules see the usual classes);
+    ``statement``: the SQL the error names (its first 80 characters)."""
     try:
-        return offload(update)
+        return offload(work)
     except sqlite3.Error as error:
         raise DBAPIError.instance(
-            statements[0][0][:80], None, error, sqlite3.Error, dialect=dialect
+            statement[:80], None, error, sqlite3.Error, dialect=connection.dialect
         ) from error
 
 

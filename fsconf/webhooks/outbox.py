@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session
 from fsconf.errors import WebhookError
 from fsconf.store.db import describe_error
 from fsconf.store.models import Callback, Conference, Recording
-from fsconf.store.native import Offload, padded
+from fsconf.store.native import Offload, Statements, execute_natively, padded
 from fsconf.store.repositories import next_sequence_number
 from fsconf.store.times import format_rfc2822, utc_now
 from fsconf.webhooks.signing import Params
@@ -318,7 +318,7 @@ _COPY_CALLBACKS: Final = f"COPY callbacks ({', '.join(_CALLBACK_COLUMNS)}) FROM 
 
 
 def insert_callbacks(
-    connection: Connection, rows: Sequence[CallbackRow], *, offload: Offload[None] | None = None
+    connection: Connection, rows: Sequence[CallbackRow], *, offload: Offload | None = None
 ) -> None:
     """Insert pending callbacks (from :func:`callback_values`) in the caller's
     transaction: one executemany (one COPY with psycopg), in list order, so
@@ -332,8 +332,8 @@ def insert_callbacks(
     try:
         if connection.dialect.driver == "psycopg":
             _copy_callbacks(connection, rows)
-        elif offload is not None and _plan_for(connection.dialect).utc_text is not None:
-            _insert_natively(connection, rows, offload)
+        elif offload is not None and (native := native_insert_statements(connection, rows)):
+            execute_natively(connection, native, offload)
         else:
             plan = _plan_for(connection.dialect)
             connection.exec_driver_sql(plan.sql, [plan.bind(row) for row in rows])
@@ -343,18 +343,18 @@ def insert_callbacks(
 
 
 SQLITE_ROWS_PER_STATEMENT: Final = 256
-"""The most callbacks one SQLite statement of :func:`_insert_natively` holds.
+"""The most callbacks one SQLite statement of :func:`native_insert_statements` holds.
 
 A statement is cached by its text (``sqlite3`` keeps the last 128 per
 connection), and a prepared 256-row statement takes ~0.6 MB: with the
 smaller sizes below it, ~1.2 MB for them all. 2 048 rows took 4 MB."""
 
 
-def _insert_natively(
-    connection: Connection, rows: Sequence[CallbackRow], offload: Offload[None]
-) -> None:
-    """The rows as multi-row INSERTs run through ``offload`` on the
-    transaction's own ``sqlite3`` connection.
+def native_insert_statements(
+    connection: Connection, rows: Sequence[CallbackRow]
+) -> Statements | None:
+    """The rows as multi-row INSERTs for SQLite's native thread (see
+    :mod:`fsconf.store.native`), or None on another database.
 
     Why not executemany there: it binds each row with the GIL and steps it
     without, so a thread running it waits for the GIL once per row (the hub
@@ -365,7 +365,9 @@ def _insert_natively(
     The rows go in list order: ``VALUES`` yields them in order.
     """
     plan = _plan_for(connection.dialect)
-    statements: list[tuple[str, list[object]]] = []
+    if plan.utc_text is None:
+        return None
+    statements: Statements = []
     width = len(_CALLBACK_COLUMNS)
     for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
         chunk = rows[start : start + SQLITE_ROWS_PER_STATEMENT]
@@ -373,19 +375,7 @@ def _insert_natively(
         values: list[object] = [value for row in chunk for value in plan.bind(row)]
         values += [None] * (width * (size - len(chunk)))
         statements.append((_values_insert(size), values))
-    raw: Any = connection.connection.driver_connection
-
-    def insert() -> None:
-        for sql, values in statements:
-            raw.execute(sql, values)
-
-    dialect = connection.dialect
-    try:
-        offload(insert)
-    except dialect.loaded_dbapi.Error as error:
-        raise DBAPIError.instance(
-            statements[0][0][:80], None, error, dialect.loaded_dbapi.Error, dialect=dialect
-        ) from error
+    return statements
 
 
 _VALUES_INSERTS: dict[int, str] = {}

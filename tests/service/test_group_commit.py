@@ -23,6 +23,7 @@ What must hold (``fsconf.service.conferences``, "Batches"):
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections.abc import Iterator
@@ -41,9 +42,10 @@ from fsconf.conference.model import (
 )
 from fsconf.errors import StoreError, WebhookError
 from fsconf.esl.frames import ApiResponse
-from fsconf.service.conferences import BEHIND_INPUTS, ConferenceService, Room
+from fsconf.service.conferences import BEHIND_INPUTS, ConferenceService, Room, write_batches
 from fsconf.store import models, repositories
 from fsconf.store.db import transaction, transient_cause
+from fsconf.store.native import in_native_thread
 from fsconf.webhooks.outbox import callback_values, enqueue, insert_callbacks
 from tests.faults.support import watching_logs
 from tests.service.support import (
@@ -189,6 +191,83 @@ def test_the_bursts_of_many_rooms_share_one_transaction(session_factory, made):
         assert together.conference_row(room).sequence_number == len(expected)
     # the delivery worker is still told once per stored input with callbacks
     assert together.notified - notified == 5 * burst
+
+
+def test_a_storm_group_goes_to_sqlite_in_one_trip(session_factory, made, db_backend):
+    """Offloaded on SQLite, a group of conference rows and callbacks only (the
+    talking bursts of several rooms) goes to the native thread ONCE: its
+    UPDATE, INSERT and COMMIT in one trip; each conference still gets exactly
+    what it gets alone."""
+    if db_backend != "sqlite":
+        pytest.skip("the native thread is SQLite's")
+    alone = Rooms(session_factory, ["alone"], batch_limit=1)
+    together = Rooms(session_factory, [f"room {n}" for n in range(3)])
+    made += [alone, together]
+    burst = 20
+    for input_ in talking(burst, alone.first_call[0]):
+        alone.rooms[0].submit(input_).get(timeout=WAIT)
+    expected = alone.callbacks(alone.rooms[0])
+    trips: list[Any] = []
+
+    def offload(work: Any) -> Any:
+        trips.append(work)
+        return in_native_thread(work)
+
+    writer = together.service.writer
+    writer.offload, writer.offload_rows = offload, 1
+    results = []
+    for room, first in zip(together.rooms, together.first_call, strict=True):
+        inputs = talking(burst, first)
+        for input_ in inputs[:-1]:
+            room.put(input_)
+        results.append(room.submit(inputs[-1]))
+    for result in results:
+        result.get(timeout=WAIT)
+
+    assert len(trips) == 1  # one group, one trip (it was three: UPDATE, INSERT, COMMIT)
+    for room in together.rooms:
+        assert together.callbacks(room) == expected
+        assert together.conference_row(room).sequence_number == len(expected)
+
+
+def test_a_one_trip_group_with_a_conference_row_to_insert_falls_back(
+    sqlite_sessions, made
+):
+    """The one trip's UPDATE finds no row for a conference (its very first
+    row): the trip stops before the INSERT and the COMMIT, and the usual way
+    writes the group in the same transaction: the row INSERTed, the callback
+    stored once."""
+    from fsconf.conference.effects import Callback, StoreConference
+    from fsconf.store.ids import new_sid
+    from fsconf.twilio_enums import HttpMethod
+
+    rooms = Rooms(sqlite_sessions, ["existing"])
+    made.append(rooms)
+    fresh_sid = new_sid("CF")
+    fresh = rooms.service.adopt(new_conference(fresh_sid, ACCOUNT, "fresh", CONFIG))
+    params = (("ConferenceSid", fresh_sid), ("SequenceNumber", "1"), ("CallSid", call_sid(1)))
+    callback = Callback("status", HOOK, HttpMethod.POST, params)
+    # Its room settings as the first arrival sets them (a row needs them).
+    state = dataclasses.replace(fresh.state, room=rooms.rooms[0].state.room)
+    rows = [(StoreConference(state), T0), (callback, T0)]
+    trips: list[bool] = []
+
+    def offload(work: Any) -> Any:
+        result = in_native_thread(work)
+        trips.append(result)
+        return result
+
+    write_batches(sqlite_sessions, [(fresh, rows)], offload=offload)
+
+    assert trips[0] is False  # the one trip stopped after its UPDATE
+    assert len(trips) > 1  # then the usual way, offloaded too
+    with sqlite_sessions() as session:
+        row = session.get(models.Conference, fresh_sid)
+        stored = session.scalars(
+            select(models.Callback).where(models.Callback.conference_sid == fresh_sid)
+        ).all()
+    assert row is not None and row.friendly_name == "fresh"
+    assert [(c.sequence_number, c.call_sid, c.url) for c in stored] == [(1, call_sid(1), HOOK)]
 
 
 def test_a_row_one_room_cannot_store_fails_that_input_alone(session_factory, made):

@@ -251,3 +251,87 @@ def test_update_natively_declines_other_databases(session_factory, db_backend):
     table = Table("people", MetaData(), Column("sid", String(34), primary_key=True))
     with transaction(session_factory) as session:
         assert update_natively(session.connection(), table, (), [["PE1"]], in_native_thread) is None
+
+
+def _two_people(tmp_path: Path) -> tuple[Any, Any, Any, list[str]]:
+    from sqlalchemy import insert
+
+    engine, table = _people(f"sqlite:///{tmp_path}/people.db")
+    keys = [f"PE{n:032d}" for n in range(2)]
+    with engine.begin() as connection:
+        connection.execute(insert(table), [{"sid": k, "name": "-", "visits": 0} for k in keys])
+    return engine, table, make_session_factory(engine), keys
+
+
+def _names(path: Path) -> dict[str, str]:
+    """What another connection sees (committed rows only)."""
+    other = sqlite3.connect(path)
+    try:
+        return dict(other.execute("SELECT sid, name FROM people"))
+    finally:
+        other.close()
+
+
+NEW_PERSON = ("INSERT INTO people (sid, name) VALUES (?, ?)", ["PE-new", "new"])
+
+
+def test_write_natively_runs_updates_inserts_and_commit_in_one_trip(tmp_path: Path):
+    engine, table, sessions, keys = _two_people(tmp_path)
+    offload = ThreadRecorder()
+    try:
+        with transaction(sessions) as session:
+            rows = [[keys[0], "a", 1, None], [keys[1], "b", 2, None]]
+            updates = native.update_statements(session.connection(), table, COLUMNS, rows)
+            assert updates is not None
+            done = native.write_natively(
+                session, offload, updates=updates, expected=2, inserts=[NEW_PERSON]
+            )
+            # Committed by the trip itself, before SQLAlchemy's own commit.
+            seen_inside = _names(tmp_path / "people.db")
+    finally:
+        engine.dispose()
+    assert done is True
+    assert seen_inside == {keys[0]: "a", keys[1]: "b", "PE-new": "new"}
+    assert len(offload.threads) == 1 and offload.threads[0] != thread_ident()
+
+
+def test_write_natively_stops_after_updates_that_missed_a_row(tmp_path: Path):
+    """Fewer rows changed than expected (a row to INSERT first): the inserts
+    and the COMMIT do not run; the transaction stays open for the caller."""
+    engine, table, sessions, keys = _two_people(tmp_path)
+    try:
+        with transaction(sessions) as session:
+            rows = [["PE" + "x" * 32, "nobody", 1, None], [keys[0], "a", 1, None]]
+            updates = native.update_statements(session.connection(), table, COLUMNS, rows)
+            assert updates is not None
+            done = native.write_natively(
+                session, in_native_thread, updates=updates, expected=2, inserts=[NEW_PERSON]
+            )
+            seen_inside = _names(tmp_path / "people.db")
+            mine = dict(session.execute(text("SELECT sid, name FROM people")).all())
+        after = _names(tmp_path / "people.db")  # SQLAlchemy's commit, as usual
+    finally:
+        engine.dispose()
+    assert done is False
+    assert seen_inside == {keys[0]: "-", keys[1]: "-"}  # nothing committed by the trip
+    assert mine == {keys[0]: "a", keys[1]: "-"}  # the update, in the open transaction
+    assert after == {keys[0]: "a", keys[1]: "-"}  # and no insert ran
+
+
+def test_write_natively_failing_on_the_thread_rolls_back_as_store_error(tmp_path: Path):
+    engine, table, sessions, keys = _two_people(tmp_path)
+    duplicate = ("INSERT INTO people (sid, name) VALUES (?, ?)", [keys[1], "again"])
+    try:
+        with pytest.raises(StoreError) as caught, transaction(sessions) as session:
+            updates = native.update_statements(
+                session.connection(), table, COLUMNS, [[keys[0], "a", 1, None]]
+            )
+            assert updates is not None
+            native.write_natively(
+                session, in_native_thread, updates=updates, expected=1, inserts=[duplicate]
+            )
+        after = _names(tmp_path / "people.db")
+    finally:
+        engine.dispose()
+    assert isinstance(caught.value.__cause__, IntegrityError)
+    assert after == {keys[0]: "-", keys[1]: "-"}  # the update was rolled back with it
