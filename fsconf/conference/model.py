@@ -26,8 +26,7 @@ participants.
 
 from __future__ import annotations
 
-import operator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -294,11 +293,31 @@ class ConferenceState:
     relations: frozenset[tuple[int, int]] = frozenset()
 
     def with_sequence_number(self, sequence_number: int) -> ConferenceState:
-        """This state with another SequenceNumber: ``dataclasses.replace``,
-        several times cheaper (every status callback takes a number)."""
-        values = _STATE_FIELDS(self)
-        state = ConferenceState(*values)
-        object.__setattr__(state, "sequence_number", sequence_number)
+        """This state with another SequenceNumber: what ``dataclasses.replace``
+        makes (4.0 µs), in 1.4 µs (every status callback takes a number).
+
+        Field by field, with the setter in a local: a frozen dataclass's own
+        ``__init__`` looks ``object.__setattr__`` up for each of the sixteen
+        (2.1 µs). tests/conference/test_model.py checks that every field is
+        copied."""
+        state = _new(ConferenceState)
+        put = _set
+        put(state, "sid", self.sid)
+        put(state, "account_sid", self.account_sid)
+        put(state, "friendly_name", self.friendly_name)
+        put(state, "config", self.config)
+        put(state, "status", self.status)
+        put(state, "room", self.room)
+        put(state, "participants", self.participants)
+        put(state, "departed", self.departed)
+        put(state, "sequence_number", sequence_number)
+        put(state, "start_time", self.start_time)
+        put(state, "end_time", self.end_time)
+        put(state, "ending", self.ending)
+        put(state, "record_requested", self.record_requested)
+        put(state, "recording", self.recording)
+        put(state, "announcements", self.announcements)
+        put(state, "relations", self.relations)
         return state
 
     def find(self, call_sid: str) -> Participant | None:
@@ -316,7 +335,8 @@ class ConferenceState:
         return any(p.member_id is not None for p in self.participants)
 
 
-_STATE_FIELDS = operator.attrgetter(*(f.name for f in fields(ConferenceState)))
+_new = object.__new__
+_set = object.__setattr__
 
 
 def new_conference(

@@ -303,6 +303,8 @@ class Room:
     def __init__(self, service: ConferenceService, state: ConferenceState) -> None:
         self.service = service
         self.state = state
+        self.sid = state.sid
+        """The ConferenceSid (the state's, which never changes: read per input)."""
         # None only wakes the worker to check whether the room can go (call_left).
         self.queue: _RoomQueue = _RoomQueue()
         self.changed = gevent.event.Event()
@@ -316,10 +318,6 @@ class Room:
         self._arrived = gevent.event.Event()
         self._watching = False
         self.worker = gevent.spawn(self._run)
-
-    @property
-    def sid(self) -> str:
-        return self.state.sid
 
     def submit(self, event: engine_events.ConferenceInput) -> gevent.event.AsyncResult:
         """Queue an input whose caller waits: it ends its batch (see Batches)."""
@@ -767,29 +765,39 @@ def _rows(steps: Iterable[_Step]) -> list[StoredRow]:
     rows: list[StoredRow] = []
     place: dict[tuple[Any, ...], int] = {}
     for step in steps:
+        now = step.now
         for effect in step.effects:
-            if not isinstance(effect, _STORED):
+            kind = type(effect)
+            if kind not in _ROW_KEYS:
+                continue  # not stored (a command, a join, a timer)
+            row_key = _ROW_KEYS[kind]
+            if row_key is None:
+                rows.append((effect, now))
                 continue
-            key = _row_key(effect)
-            if key is None:
-                rows.append((effect, step.now))
-            elif key in place:
-                rows[place[key]] = (effect, step.now)
+            key = row_key(effect)
+            if key in place:
+                rows[place[key]] = (effect, now)
             else:
                 place[key] = len(rows)
-                rows.append((effect, step.now))
+                rows.append((effect, now))
     return rows
 
 
-def _row_key(effect: Effect) -> tuple[Any, ...] | None:
-    if isinstance(effect, StoreConference):
-        return ("conference", effect.sid)
-    if isinstance(effect, StoreParticipant):
-        row = effect.row
-        return ("participant", row.conference_sid, row.call_sid, row.join_sequence)
-    if isinstance(effect, RecordingFinished):
-        return ("recording", effect.recording_sid)
-    return None
+def _participant_key(effect: StoreParticipant) -> tuple[Any, ...]:
+    row = effect.row
+    return ("participant", row.conference_sid, row.call_sid, row.join_sequence)
+
+
+_ROW_KEYS: dict[type, Callable[[Any], tuple[Any, ...]] | None] = {
+    StoreConference: lambda effect: ("conference", effect.state.sid),
+    StoreParticipant: _participant_key,
+    RecordingFinished: lambda effect: ("recording", effect.recording_sid),
+    Callback: None,
+    ReportError: None,
+}
+"""Each stored effect's type -> the key of the row it upserts (only the last
+of a transaction is written), or None: every one is a row of its own. By
+exact type: every talking event's step looks its two effects up here."""
 
 
 def _upsert(
@@ -928,7 +936,6 @@ STORERS: dict[type, Callable[[Room, Session, Any, datetime], None]] = {
 }
 """How each row effect is written. Conference rows and callbacks are written
 all at once per transaction (:func:`write_batches`)."""
-_STORED = (*STORERS, StoreConference, Callback)
 
 
 def write_batches(

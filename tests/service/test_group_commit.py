@@ -576,3 +576,12 @@ def test_a_group_writes_its_conference_rows_in_one_statement(
         row = rooms.conference_row(room)
         assert row.sequence_number == room.state.sequence_number
         assert row.friendly_name == room.state.friendly_name
+
+
+def test_every_stored_effect_has_a_row_rule():
+    """_rows keeps an effect only if _ROW_KEYS knows its type: a storer added
+    without a rule would be dropped silently."""
+    from fsconf.conference.effects import Callback, StoreConference
+    from fsconf.service import conferences
+
+    assert set(conferences._ROW_KEYS) == {*conferences.STORERS, StoreConference, Callback}
