@@ -248,12 +248,12 @@ class EventHeaders(Mapping[str, str]):
 
     def _find(self, name: str) -> str | None:
         block = self._block
-        key = f"\n{name}:"
-        index = block.rfind(key)
+        line = _LINE_STARTS.get(name) or _line_start(name)
+        index = block.rfind(line)
         if index >= 0:
-            start = index + len(key)
-        elif block.startswith(key[1:]):
-            start = len(key) - 1
+            start = index + len(line)
+        elif block.startswith(line[1:]):
+            start = len(line) - 1
         else:
             return None
         end = block.find("\n", start)
@@ -274,6 +274,20 @@ class EventHeaders(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return f"EventHeaders({self._all()!r})"
+
+
+_LINE_STARTS: dict[str, str] = {}
+"""Header name -> ``"\nName:"``, what :meth:`EventHeaders._find` searches for
+(the same few names are looked up in every event)."""
+_LINE_STARTS_MAX = 1024
+
+
+def _line_start(name: str) -> str:
+    line = f"\n{name}:"
+    if len(_LINE_STARTS) >= _LINE_STARTS_MAX:
+        _LINE_STARTS.clear()  # names come from our code, but bound it anyway
+    _LINE_STARTS[name] = line
+    return line
 
 
 def _read_event_plain(headers: dict[str, str], body: bytes) -> Frame:

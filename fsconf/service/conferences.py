@@ -883,7 +883,7 @@ def _callback_row(room: Room, effect: Callback, now: datetime) -> CallbackRow:
     return callback_values(
         account_sid=room.state.account_sid,
         url=effect.url,
-        method=effect.method.value,
+        method=effect.method,  # a StrEnum: callback_values takes its text (.value is slower)
         params=effect.params,
         kind=f"conference-{effect.kind}",
         conference_sid=room.sid,
