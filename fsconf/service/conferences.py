@@ -997,6 +997,8 @@ def _in_one_trip(
     is committed and :func:`write_batches` writes it its usual way (the
     UPDATE again, with the same values)."""
     connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return False  # the native thread is SQLite's (and nothing built for nothing)
     values = [_conference_values(effect.row, now) for effect, now in conferences]
     updates = update_statements(connection, _CONFERENCES, _UPDATED, _keyed(values)) or []
     inserts = native_insert_statements(connection, callbacks) or []
