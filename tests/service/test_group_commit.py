@@ -111,6 +111,18 @@ class Rooms:
     def notify(self) -> None:
         self.notified += 1
 
+    def burst(self, count: int) -> list[Any]:
+        """``count`` talking inputs queued in every room without a yield (so
+        the workers find their whole burst when they wake), the last one of
+        each as a request; its result, per room."""
+        results = []
+        for room, first in zip(self.rooms, self.first_call, strict=True):
+            inputs = talking(count, first)
+            for input_ in inputs[:-1]:
+                room.put(input_)
+            results.append(room.submit(inputs[-1]))
+        return results
+
     def callbacks(self, room: Room) -> list[tuple[Any, ...]]:
         """The room's outbox rows in id order, its own SID, name and calls masked."""
         first = self.first_call[self.rooms.index(room)]
@@ -170,13 +182,7 @@ def test_the_bursts_of_many_rooms_share_one_transaction(session_factory, made):
     commits = Commits(engine)
     notified = together.notified
     try:
-        results = []
-        for room, first in zip(together.rooms, together.first_call, strict=True):
-            inputs = talking(burst, first)
-            for input_ in inputs[:-1]:
-                room.put(input_)
-            results.append(room.submit(inputs[-1]))
-        states = [result.get(timeout=WAIT) for result in results]
+        states = [result.get(timeout=WAIT) for result in together.burst(burst)]
     finally:
         commits.close()
 
@@ -215,13 +221,7 @@ def test_a_storm_group_goes_to_sqlite_in_one_trip(session_factory, made, db_back
 
     writer = together.service.writer
     writer.offload, writer.offload_rows = offload, 1
-    results = []
-    for room, first in zip(together.rooms, together.first_call, strict=True):
-        inputs = talking(burst, first)
-        for input_ in inputs[:-1]:
-            room.put(input_)
-        results.append(room.submit(inputs[-1]))
-    for result in results:
+    for result in together.burst(burst):
         result.get(timeout=WAIT)
 
     assert len(trips) == 1  # one group, one trip (it was three: UPDATE, INSERT, COMMIT)
