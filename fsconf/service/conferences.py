@@ -1000,9 +1000,9 @@ def _in_one_trip(
     if connection.dialect.name != "sqlite":
         return False  # the native thread is SQLite's (and nothing built for nothing)
     values = [_conference_values(effect.row, now) for effect, now in conferences]
-    updates = update_statements(connection, _CONFERENCES, _UPDATED, _keyed(values)) or []
-    inserts = native_insert_statements(connection, callbacks) or []
-    if (values and not updates) or (callbacks and not inserts):
+    updates = update_statements(connection, _CONFERENCES, _UPDATED, _keyed(values))
+    inserts = native_insert_statements(connection, callbacks)
+    if updates is None or inserts is None:
         return False
     return write_natively(
         session, offload, updates=updates, expected=len(values), inserts=inserts
