@@ -60,6 +60,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import gevent
+from gevent import GreenletExit
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
@@ -234,8 +235,16 @@ def transaction(session_factory: SessionFactory) -> Iterator[Session]:
         try:
             yield session
             session.commit()
-        except BaseException:
-            session.rollback()
+        except BaseException as error:
+            killed = _kill_in(error)
+            if killed is None and isinstance(error, Exception):
+                _abandon(session)
+                raise
+            # Interrupted (a kill, a gevent.Timeout), maybe inside a statement:
+            # no rollback is possible there.
+            session.invalidate()
+            if killed is not None and killed is not error:
+                raise killed from error
             raise
     except FsconfError:
         raise
@@ -243,6 +252,29 @@ def transaction(session_factory: SessionFactory) -> Iterator[Session]:
         raise StoreError(describe_error(error)) from error
     finally:
         session.close()
+
+
+def _abandon(session: Session) -> None:
+    """Roll back; a connection that cannot is closed instead, so the server
+    rolls back and the pool drops it."""
+    try:
+        session.rollback()
+    except SQLAlchemyError:
+        session.invalidate()
+
+
+def _kill_in(error: BaseException) -> BaseException | None:
+    """The greenlet kill that ``error`` comes from, if any.
+
+    A greenlet killed while the driver waits for PostgreSQL (``fsconf serve``
+    stopping) leaves its connection inside a statement: psycopg refuses any
+    other command there ("cannot exit pipeline mode while busy"), so a
+    rollback failed and SQLAlchemy's pool logged "Exception during reset".
+    The connection is closed instead (the server rolls back). And psycopg
+    turns a kill inside an executemany into an OperationalError: a kill must
+    stay one, or a service loop would take it for a failed write and go on.
+    """
+    return next((cause for cause in causes(error) if isinstance(cause, GreenletExit)), None)
 
 
 TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)

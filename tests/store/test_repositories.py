@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import gevent
 import gevent.event
 import pytest
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,7 +16,7 @@ from fsconf.errors import StoreError
 from fsconf.store import repositories as repo
 from fsconf.store.db import transaction
 from fsconf.store.ids import is_sid
-from fsconf.store.models import Conference, Participant
+from fsconf.store.models import Account, Conference, Participant
 from tests.store.factories import TOKEN, make_account, make_call
 
 Factory = sessionmaker[Session]
@@ -578,3 +579,56 @@ def test_transaction_commits_rolls_back_and_wraps(session_factory: Factory) -> N
     with session_factory() as session:
         assert session.scalars(select(Conference)).all() == []
         assert repo.get_account(session, sid=account_sid) is not None
+
+
+
+def test_a_transaction_killed_while_it_waits_is_abandoned_cleanly(
+    session_factory: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``fsconf serve`` stopping kills greenlets that may be waiting inside a
+    statement (here: for a row another transaction holds). On PostgreSQL,
+    psycopg turned a kill inside an executemany into an OperationalError and
+    refused the rollback after it ("cannot exit pipeline mode while busy"):
+    the greenlet died of a StoreError and the pool logged "Exception during
+    reset". Now the kill stays a kill, the connection is closed (the server
+    rolls back), nothing is logged, and the pool goes on."""
+    with transaction(session_factory) as session:
+        sid = make_account(session).sid
+    accounts = Account.__table__
+    rename = (
+        update(accounts)
+        .where(accounts.c.sid == bindparam("key"))
+        .values(friendly_name=bindparam("name"))
+    )
+    locker = session_factory()
+    locker.execute(rename, {"key": sid, "name": "locker"})
+    inside = gevent.event.Event()
+
+    def work() -> None:
+        with transaction(session_factory) as session:
+            inside.set()
+            # Two rows: an executemany (psycopg's pipeline mode).
+            session.connection().execute(rename, [{"key": sid, "name": n} for n in "ab"])
+
+    caplog.set_level(logging.INFO, logger="sqlalchemy.pool")
+    worker = gevent.spawn(work)
+    try:
+        assert inside.wait(5)
+        gevent.sleep(0.2)
+        assert not worker.dead  # waiting for the locker's row
+        worker.kill(block=True, timeout=5)
+    finally:
+        locker.rollback()
+        locker.close()
+
+    assert worker.dead
+    assert isinstance(worker.value, gevent.GreenletExit)  # a kill, not a failed write
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    with transaction(session_factory) as session:
+        account = repo.get_account(session, sid=sid)
+        assert account is not None
+        assert account.friendly_name != "a" and account.friendly_name != "b"
+        account.friendly_name = "after"
+    with session_factory() as session:
+        after = repo.get_account(session, sid=sid)
+        assert after is not None and after.friendly_name == "after"
