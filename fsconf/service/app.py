@@ -218,7 +218,7 @@ class Fsconf:
         logger.info("fsconf: no longer taking calls or API requests; flushing the outbox")
         self._flush_outbox(grace)
         self.delivery.stop(timeout=grace)
-        self.conferences.stop()
+        self.conferences.stop(grace)
         for node in self.nodes:
             node.stop(timeout=grace)
         if self.checkpointer is not None:

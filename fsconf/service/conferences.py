@@ -1055,26 +1055,39 @@ class GroupWriter:
         self._pending: list[_Ticket] = []
         self._wake = gevent.event.Event()
         self._greenlet: gevent.Greenlet | None = None
+        self._stopping = False
 
     def submit(self, room: Room, rows: list[StoredRow], after: _Ticket | None = None) -> _Ticket:
         """Queue ``rows`` for a commit; the ticket's ``done`` says how it went
         (None, or what the transaction raised)."""
         ticket = _Ticket(room, rows, after)
+        if self._stopping:
+            ticket.done.set_exception(StoreError("not written: the service is stopping"))
+            return ticket
         self._pending.append(ticket)
         if self._greenlet is None or self._greenlet.dead:
             self._greenlet = gevent.spawn(self._run)
         self._wake.set()
         return ticket
 
-    def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
+    def stop(self, timeout: float = 0.0) -> None:
+        """Take no more groups; a transaction in flight may finish within
+        ``timeout`` seconds. Past that it is killed, and the database rolls it
+        back (:func:`fsconf.store.db.transaction` closes its connection)."""
+        self._stopping = True
+        greenlet = self._greenlet
+        if greenlet is None:
+            return
+        self._wake.set()
+        greenlet.join(timeout)
+        greenlet.kill(block=False)
 
     def _run(self) -> None:
-        while True:
+        while not self._stopping:
             if not self._pending:
                 self._wake.clear()
                 self._wake.wait()
+                continue  # stopping, or something to write
             # One turn of the hub first: the rooms woken by the same burst (or
             # by the previous commit) add their batches to this group.
             gevent.sleep(0)
@@ -1443,12 +1456,14 @@ class ConferenceService:
         parked = sum(1 for p in members if p.placement is Placement.PARKED)
         yield ("fsconf_participants_parked", float(parked), {})
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 0.0) -> None:
+        """Stop every room; the group commit in flight, if any, may finish
+        within ``grace`` seconds (its rows are then stored, not half-written)."""
         for room in list(self.rooms.values()):
             for timer in room.timers.values():
                 timer.close()
             room.worker.kill(block=False)
-        self.writer.stop()
+        self.writer.stop(grace)
 
 
 def present(state: ConferenceState, call_sid: str) -> bool:

@@ -23,16 +23,19 @@ What must hold (``fsconf.service.conferences``, "Batches"):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import gevent
+import gevent.event
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,7 +47,7 @@ from fsconf.errors import StoreError, WebhookError
 from fsconf.esl.frames import ApiResponse
 from fsconf.service.conferences import BEHIND_INPUTS, ConferenceService, Room, write_batches
 from fsconf.store import models, repositories
-from fsconf.store.db import transaction, transient_cause
+from fsconf.store.db import make_engine, transaction, transient_cause
 from fsconf.store.native import in_native_thread
 from fsconf.webhooks.outbox import callback_values, enqueue, insert_callbacks
 from tests.faults.support import watching_logs
@@ -585,3 +588,73 @@ def test_every_stored_effect_has_a_row_rule():
     from fsconf.service import conferences
 
     assert set(conferences._ROW_KEYS) == {*conferences.STORERS, StoreConference, Callback}
+
+
+@contextlib.contextmanager
+def _holding(session_factory, room: Room) -> Iterator[None]:
+    """Another connection holds ``room``'s conference row (PostgreSQL: that
+    row; SQLite: the whole database) until the block ends."""
+    engine = make_engine(session_factory.kw["bind"].url)
+    locker = engine.connect()
+    transaction_ = locker.begin()
+    try:
+        locker.execute(
+            update(models.Conference)
+            .where(models.Conference.sid == room.sid)
+            .values(region="held")
+        )
+        yield
+    finally:
+        transaction_.rollback()
+        locker.close()
+        engine.dispose()
+
+
+def _checked_out(session_factory) -> gevent.event.Event:
+    """Set when fsconf's engine next hands a connection out (the writer's)."""
+    taken = gevent.event.Event()
+    event.listen(session_factory.kw["bind"], "checkout", lambda *_args: taken.set(), once=True)
+    return taken
+
+
+def test_stopping_lets_the_group_commit_in_flight_finish(session_factory, made):
+    """``fsconf serve`` stopping: the rooms stop, and the transaction the
+    writer has started is let finish within the grace (it used to be killed
+    in the middle of its statements), so its rows are stored whole."""
+    rooms = Rooms(session_factory, ["room 0", "room 1"])
+    made.append(rooms)
+    before = [len(rooms.callbacks(room)) for room in rooms.rooms]
+    with _holding(session_factory, rooms.rooms[0]):
+        taken = _checked_out(session_factory)
+        rooms.burst(5)
+        assert taken.wait(WAIT)
+        stopping = gevent.spawn(rooms.service.stop, WAIT)
+        gevent.sleep(0.2)
+        assert not stopping.dead  # it waits for the transaction, which waits for the row
+    stopping.get(timeout=WAIT / 2)  # once the transaction ends, not at the grace's end
+
+    for room, count in zip(rooms.rooms, before, strict=True):
+        assert len(rooms.callbacks(room)) == count + 5
+        assert rooms.conference_row(room).sequence_number == count + 5
+    rejected = rooms.service.writer.submit(rooms.rooms[0], [])
+    with pytest.raises(StoreError, match="stopping"):
+        rejected.done.get(timeout=WAIT)
+
+
+def test_a_group_commit_that_outlasts_the_grace_is_rolled_back(session_factory, made):
+    """Past the grace the writer is killed inside its transaction: nothing of
+    it is stored, nothing is logged as a failure, and the database is usable."""
+    rooms = Rooms(session_factory, ["room 0", "room 1"])
+    made.append(rooms)
+    before = [len(rooms.callbacks(room)) for room in rooms.rooms]
+    with watching_logs("sqlalchemy.pool") as pool_logs, _holding(session_factory, rooms.rooms[0]):
+        taken = _checked_out(session_factory)
+        rooms.burst(5)
+        assert taken.wait(WAIT)
+        with gevent.Timeout(WAIT):
+            rooms.service.stop(0.2)
+        gevent.sleep(0.05)  # the kill lands
+
+    assert [r for r in pool_logs.records if r.levelno >= logging.WARNING] == []
+    for room, count in zip(rooms.rooms, before, strict=True):
+        assert len(rooms.callbacks(room)) == count
