@@ -1076,13 +1076,24 @@ def _rows(old: ConferenceState, new: ConferenceState) -> list[Effect]:
         effects.append(StoreConference(new))
     if old.participants is new.participants and old.departed is new.departed:
         return effects
-    before = {
-        (p.call_sid, p.join_sequence): participant_row(old.sid, p)
-        for p in (*old.participants, *old.departed)
-    }
-    for participant in (*new.participants, *new.departed):
+    kept = len(old.departed)
+    if new.departed[:kept] == old.departed:
+        # A leave appends to ``departed`` and nothing changes the ones already
+        # there: only present participants and the newly departed are looked
+        # at. A conference that runs for hours (agents coming and going) has
+        # thousands of departed; building all their rows took 30 ms per join
+        # or leave at 1 000 and grew with every one.
+        earlier, later = old.participants, (*new.participants, *new.departed[kept:])
+    else:
+        earlier = (*old.participants, *old.departed)
+        later = (*new.participants, *new.departed)
+    before = {(p.call_sid, p.join_sequence): p for p in earlier}
+    for participant in later:
+        previous = before.get((participant.call_sid, participant.join_sequence))
+        if previous is participant:
+            continue  # the same object: the same row
         prow = participant_row(new.sid, participant)
-        if before.get((participant.call_sid, participant.join_sequence)) != prow:
+        if previous is None or participant_row(old.sid, previous) != prow:
             effects.append(StoreParticipant(prow))
     return effects
 

@@ -653,6 +653,40 @@ def test_same_call_arriving_twice_is_a_transition_error() -> None:
         driver.arrive(1)
 
 
+def test_a_join_or_leave_builds_rows_for_the_present_not_for_everyone_who_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A conference that runs for hours (agents coming and going) keeps its
+    departed participants; a join or a leave used to build the row of every
+    one of them (124 ms per join and leave at 4 000). Now the rows built per
+    step do not grow with the departed, and the stored rows are the same."""
+    from fsconf.conference import engine
+
+    driver = started(settings(), settings())
+    built: list[str] = []
+    row = engine.participant_row
+
+    def counting(conference_sid: str, participant):  # type: ignore[no-untyped-def]
+        built.append(participant.call_sid)
+        return row(conference_sid, participant)
+
+    monkeypatch.setattr(engine, "participant_row", counting)
+
+    def come_and_go(n: int) -> list[StoreParticipant]:
+        driver.arrive(n)
+        driver.added(n, 10 + n)
+        return of_type(driver.deleted(n, 10 + n), StoreParticipant)
+
+    come_and_go(3)
+    first = len(built)
+    for n in range(4, 204):
+        built.clear()
+        stored = come_and_go(n)
+        assert len(built) == first  # the same work with 200 departed as with 1
+        assert [(e.row.call_sid, e.row.status) for e in stored] == [(call_sid(n), "complete")]
+    assert len(driver.state.departed) == 201
+
+
 def test_rows_follow_the_state() -> None:
     driver = Driver()
     driver.arrive(1, evented())

@@ -18,7 +18,9 @@ from fsconf.conference.effects import (
     RecordingFinished,
     SendApi,
     StoreConference,
+    StoreParticipant,
 )
+from fsconf.conference.engine import participant_row
 from fsconf.conference.model import (
     ConferenceState,
     ConferenceStatus,
@@ -151,6 +153,24 @@ def check_state(state: ConferenceState) -> None:
         assert state.room is not None
 
 
+def all_rows(state: ConferenceState) -> dict:
+    """Every participant row of ``state``, present and departed, by key."""
+    return {
+        (p.call_sid, p.join_sequence): participant_row(state.sid, p)
+        for p in (*state.participants, *state.departed)
+    }
+
+
+def check_participant_rows(before: ConferenceState, after: ConferenceState, effects) -> None:
+    """The engine stores exactly the participant rows that changed: compared
+    here row by row over everyone, departed included (the engine itself only
+    looks at the present and the newly departed)."""
+    old, new = all_rows(before), all_rows(after)
+    changed = [row for key, row in new.items() if old.get(key) != row]
+    stored = [e.row for e in effects if isinstance(e, StoreParticipant)]
+    assert sorted(stored, key=repr) == sorted(changed, key=repr)
+
+
 def check_after_end(effects: tuple) -> None:
     for effect in effects:
         if isinstance(effect, SendApi):
@@ -174,6 +194,8 @@ def test_random_inputs_keep_the_state_valid(steps: list) -> None:
             assert driver.state is before
             continue
         check_state(driver.state)
+        if driver.state.room is not None:
+            check_participant_rows(before, driver.state, effects)
         numbers = [
             int(c.get("SequenceNumber") or 0)
             for c in effects
