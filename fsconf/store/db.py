@@ -226,6 +226,9 @@ def describe_error(error: SQLAlchemyError) -> str:
 def transaction(session_factory: SessionFactory) -> Iterator[Session]:
     """One unit of work: commit if the block succeeds, roll back if it raises.
 
+    A kill or a gevent.Timeout on PostgreSQL closes the connection instead (it
+    may be inside a statement), and a kill stays a kill (see :func:`_kill_in`).
+
     Driver errors (``sqlalchemy.exc.SQLAlchemyError``) leave as
     :class:`StoreError` with the original as ``__cause__``; fsconf's own errors
     and everything else pass through unchanged.
@@ -240,9 +243,7 @@ def transaction(session_factory: SessionFactory) -> Iterator[Session]:
             if killed is None and isinstance(error, Exception):
                 _abandon(session)
                 raise
-            # Interrupted (a kill, a gevent.Timeout), maybe inside a statement:
-            # no rollback is possible there.
-            session.invalidate()
+            _abandon_interrupted(session)
             if killed is not None and killed is not error:
                 raise killed from error
             raise
@@ -260,6 +261,18 @@ def _abandon(session: Session) -> None:
     try:
         session.rollback()
     except SQLAlchemyError:
+        session.invalidate()
+
+
+def _abandon_interrupted(session: Session) -> None:
+    """A transaction a kill or a gevent.Timeout interrupted. PostgreSQL's driver
+    waits cooperatively, so it may be inside a statement, where no rollback is
+    possible: the connection is closed (the server rolls back). SQLite's calls
+    never yield inside a statement (and an in-memory database lives in its one
+    connection): rolled back as usual."""
+    if session.get_bind().dialect.name == "sqlite":
+        _abandon(session)
+    else:
         session.invalidate()
 
 

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fsconf.errors import StoreError
 from fsconf.store import repositories as repo
-from fsconf.store.db import transaction
+from fsconf.store.db import make_engine, make_session_factory, transaction
 from fsconf.store.ids import is_sid
-from fsconf.store.models import Account, Conference, Participant
+from fsconf.store.models import Account, Base, Conference, Participant
 from tests.store.factories import TOKEN, make_account, make_call
 
 Factory = sessionmaker[Session]
@@ -632,3 +632,30 @@ def test_a_transaction_killed_while_it_waits_is_abandoned_cleanly(
     with session_factory() as session:
         after = repo.get_account(session, sid=sid)
         assert after is not None and after.friendly_name == "after"
+
+
+def test_a_killed_transaction_on_an_in_memory_database_keeps_the_database() -> None:
+    """An in-memory SQLite database lives in its one connection: a kill is
+    rolled back there, never answered by closing the connection."""
+    engine = make_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        kept = make_account(session).sid
+    inside = gevent.event.Event()
+
+    def work() -> None:
+        with transaction(factory) as session:
+            make_account(session)
+            session.flush()
+            inside.set()
+            gevent.sleep(30)
+
+    worker = gevent.spawn(work)
+    assert inside.wait(5)
+    worker.kill(block=True, timeout=5)
+
+    assert isinstance(worker.value, gevent.GreenletExit)
+    with factory() as session:
+        assert [a.sid for a in session.scalars(select(Account))] == [kept]
+    engine.dispose()
