@@ -245,7 +245,8 @@ def transaction(session_factory: SessionFactory) -> Iterator[Session]:
                 raise
             _abandon_interrupted(session)
             if killed is not None and killed is not error:
-                raise killed from error
+                # The kill itself, not a cause pointing back at it (a cycle).
+                raise killed from None
             raise
     except FsconfError:
         raise
