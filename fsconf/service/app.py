@@ -9,7 +9,8 @@ its reason), the default account, the webhook delivery worker, the conference
 service, one supervised inbound ESL connection per FreeSWITCH node, the
 outbound call server, and the HTTP server (REST API, ``/metrics``,
 ``/healthz``). :meth:`Fsconf.stop` goes the other way: it stops taking calls,
-then flushes the outbox for a grace period, then closes the rest.
+then flushes the outbox for a grace period, lets the conference service's write
+in flight finish (within the grace), then closes the rest.
 
 Surviving faults:
 

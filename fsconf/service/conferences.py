@@ -1128,7 +1128,8 @@ class GroupWriter:
                 self.sessions, [(ticket.room, ticket.rows) for ticket in group], offload=offload
             )
         # The room decides what to do (retry its first input alone, or fail
-        # it): the writer itself never stops.
+        # it): the writer itself never stops on a failed write (only a kill,
+        # which transaction() re-raises as one, ends it).
         except Exception as error:  # noqa: BLE001
             if len(group) == 1:
                 group[0].done.set_exception(error)
