@@ -188,6 +188,7 @@ from fsconf.esl.frames import ApiResponse, Event
 from fsconf.service.adapt import engine_input, participant_settings, room_of
 from fsconf.service.trim import trim_silence
 from fsconf.store import models, repositories
+from fsconf.store.bulk import update_by_key
 from fsconf.store.db import causes, transaction, transient_cause
 from fsconf.store.ids import new_sid
 from fsconf.store.native import (
@@ -828,10 +829,11 @@ def _store_conferences(
 
     The engine owns the SequenceNumber: a row is written, never read first
     (UPDATE; INSERT only when there was none). A group commit holds one per
-    room, so they go as one executemany (one round trip on PostgreSQL), or
-    with ``offload`` on SQLite as ``UPDATE ... FROM (VALUES ...)`` on a native
-    thread (:func:`fsconf.store.native.update_natively`); only a group with a
-    room's very first row falls back to one statement each.
+    room, so they go as one statement: ``UPDATE ... FROM unnest(...)`` on
+    PostgreSQL (:func:`fsconf.store.bulk.update_by_key`), with ``offload`` on
+    SQLite ``UPDATE ... FROM (VALUES ...)`` on a native thread
+    (:func:`fsconf.store.native.update_natively`), else one executemany; only a
+    group with a room's very first row falls back to one statement each.
     """
     if not rows:
         return
@@ -840,6 +842,8 @@ def _store_conferences(
     changed = None
     if offload is not None:
         changed = update_natively(connection, _CONFERENCES, _UPDATED, _keyed(values), offload)
+    if changed is None:
+        changed = update_by_key(connection, _CONFERENCES, _UPDATED, _keyed(values))
     if changed is None:
         changed = connection.execute(_UPDATE_CONFERENCE, values).rowcount
     if changed == len(values):

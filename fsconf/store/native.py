@@ -35,9 +35,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import gevent
-from sqlalchemy import Connection, Dialect, Table
+from sqlalchemy import Connection, Table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+
+from fsconf.store.bulk import bind_processors
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +127,7 @@ def update_statements(
         return None
     if len({row[0] for row in rows}) != len(rows):
         return None  # which of two values would win is not defined
-    processors = _processors(table, columns, dialect)
+    processors = bind_processors(table, columns, dialect)
     width = len(columns) + 1
     statements: Statements = []
     for start in range(0, len(rows), UPDATE_ROWS_PER_STATEMENT):
@@ -234,21 +236,6 @@ def padded(count: int) -> int:
     while size < count:
         size *= 2
     return size
-
-
-_PROCESSORS: dict[tuple[str, tuple[str, ...], str], tuple[Callable[[Any], Any] | None, ...]] = {}
-
-
-def _processors(
-    table: Table, columns: Sequence[str], dialect: Dialect
-) -> tuple[Callable[[Any], Any] | None, ...]:
-    key = (table.name, tuple(columns), dialect.name)
-    found = _PROCESSORS.get(key)
-    if found is None:
-        found = _PROCESSORS[key] = tuple(
-            table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
-        )
-    return found
 
 
 _UPDATES: dict[tuple[str, tuple[str, ...], int], str] = {}

@@ -526,11 +526,11 @@ def test_the_service_is_behind_while_a_burst_waits_or_is_being_stored(session_fa
 def test_a_group_writes_its_conference_rows_in_one_statement(
     session_factory, made, db_backend, offloaded
 ):
-    """One UPDATE for every room of a group commit (one round trip on
-    PostgreSQL; offloaded on SQLite, one ``UPDATE ... FROM (VALUES ...)`` on
-    the native thread, which SQLAlchemy's events do not see); a group that
-    also holds a room's very first row still writes every row right (each
-    alone, the new one INSERTed)."""
+    """One UPDATE for every room of a group commit (on PostgreSQL one
+    ``UPDATE ... FROM unnest(...)``; offloaded on SQLite, one ``UPDATE ...
+    FROM (VALUES ...)`` on the native thread, which SQLAlchemy's events do not
+    see; else one executemany); a group that also holds a room's very first
+    row still writes every row right (each alone, the new one INSERTed)."""
     from fsconf.store.ids import new_sid
 
     rooms = Rooms(session_factory, [f"room {n}" for n in range(3)])
@@ -546,9 +546,15 @@ def test_a_group_writes_its_conference_rows_in_one_statement(
     fresh_sid = new_sid("CF")  # no row yet: its first batch inserts it
     fresh = service.adopt(new_conference(fresh_sid, ACCOUNT, "fresh", CONFIG))
     updates: list[int] = []
+    unnested: list[int] = []
 
     def watch(_conn, _cursor, statement, parameters, _context, executemany) -> None:
-        if statement.lstrip().upper().startswith("UPDATE CONFERENCES"):
+        if not statement.lstrip().upper().startswith("UPDATE CONFERENCES"):
+            return
+        if "unnest(" in statement:  # PostgreSQL: an array per column, a row per element
+            updates.append(len(parameters[0]))
+            unnested.append(len(parameters[0]))
+        else:
             updates.append(len(parameters) if executemany else 1)
 
     event.listen(engine, "before_cursor_execute", watch)
@@ -565,6 +571,7 @@ def test_a_group_writes_its_conference_rows_in_one_statement(
         # One statement for the four rooms; it found three rows, so each again
         # alone (the fresh one then INSERTed).
         assert updates == ([1, 1, 1, 1] if native else [4, 1, 1, 1, 1]), updates
+        assert unnested == ([4] if db_backend == "postgres" else [])
         updates.clear()
         for room, first in zip(rooms.rooms, rooms.first_call, strict=True):
             for input_ in talking(2, first):
