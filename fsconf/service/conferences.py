@@ -839,11 +839,12 @@ def _store_conferences(
         return
     values = [_conference_values(effect.row, now) for effect, now in rows]
     connection = session.connection()
+    keyed = _keyed(values)
     changed = None
     if offload is not None:
-        changed = update_natively(connection, _CONFERENCES, _UPDATED, _keyed(values), offload)
+        changed = update_natively(connection, _CONFERENCES, _UPDATED, keyed, offload)
     if changed is None:
-        changed = update_by_key(connection, _CONFERENCES, _UPDATED, _keyed(values))
+        changed = update_by_key(connection, _CONFERENCES, _UPDATED, keyed)
     if changed is None:
         changed = connection.execute(_UPDATE_CONFERENCE, values).rowcount
     if changed == len(values):
