@@ -133,6 +133,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from fsconf.errors import StoreError, WebhookError
 from fsconf.redact import log_url
@@ -259,8 +260,59 @@ def _short(text: str) -> str:
     return text if len(text) <= _MAX_ERROR_TEXT else text[: _MAX_ERROR_TEXT - 3] + "..."
 
 
-def _claimable(now: datetime) -> Any:
+def _claimable(now: Any) -> Any:
+    """Not held by a live claim at ``now`` (a datetime, or the bound parameter of one)."""
     return or_(_CALLBACKS.c.claimed_until.is_(None), _CALLBACKS.c.claimed_until <= now)
+
+
+# The statements of every settle, built once: each settle used to construct
+# them anew, and SQLAlchemy's construction and cache-key work showed in the
+# settle's profile (it runs on the hub, several times a second under load).
+_IDS: BindParameter[int] = bindparam("ids", expanding=True)
+_WORKER: BindParameter[str] = bindparam("worker")
+_RELEASED = {"claimed_by": None, "claimed_until": None}
+_CLAIM: Final = (
+    update(_CALLBACKS)
+    .where(_CALLBACKS.c.id.in_(_IDS))
+    .values(claimed_by=_WORKER, claimed_until=bindparam("until"))
+)
+_LOCK: Final = (
+    update(_CALLBACKS)
+    .where(
+        _CALLBACKS.c.id.in_(
+            select(_CALLBACKS.c.id)
+            .where(_CALLBACKS.c.id.in_(_IDS))
+            .where(_CALLBACKS.c.status == "pending")
+            .where(_CALLBACKS.c.next_attempt_at <= bindparam("now"))
+            .where(_claimable(bindparam("now")))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .values(claimed_by=_WORKER, claimed_until=bindparam("until"))
+    .returning(_CALLBACKS.c.id)
+)
+_RELEASE: Final = (
+    update(_CALLBACKS)
+    .where(_CALLBACKS.c.id.in_(_IDS), _CALLBACKS.c.claimed_by == _WORKER)
+    .values(**_RELEASED)
+)
+_DELIVERED: Final = (
+    update(_CALLBACKS)
+    .where(_CALLBACKS.c.id.in_(_IDS), _CALLBACKS.c.claimed_by == _WORKER)
+    .values(
+        status="delivered",
+        delivered_at=bindparam("now"),
+        attempts=_CALLBACKS.c.attempts + 1,
+        last_status_code=bindparam("code"),
+        last_error=None,
+        **_RELEASED,
+    )
+    .returning(_CALLBACKS.c.id)
+)
+_TOKENS: Final = select(_ACCOUNTS.c.sid, _ACCOUNTS.c.auth_token).where(
+    _ACCOUNTS.c.sid.in_(bindparam("sids", expanding=True))
+)
 
 
 def _ready(row: Any, now: datetime) -> bool:
@@ -510,23 +562,14 @@ class DeliveryWorker:
         lease_until = now + timedelta(seconds=self.lease)
         if connection.dialect.name == "sqlite":
             # BEGIN IMMEDIATE serialises claimers: nobody took a row since we read it.
-            connection.execute(
-                update(_CALLBACKS)
-                .where(_CALLBACKS.c.id.in_([row.id for chain in chains for row in chain]))
-                .values(claimed_by=self.worker_id, claimed_until=lease_until)
-            )
+            ids = [row.id for chain in chains for row in chain]
+            connection.execute(_CLAIM, {"ids": ids, "worker": self.worker_id, "until": lease_until})
         else:
             chains = self._lock(connection, now, chains, lease_until)
             if not chains:
                 return []
-        account_sids = {row.account_sid for chain in chains for row in chain}
-        tokens = dict(
-            connection.execute(
-                select(_ACCOUNTS.c.sid, _ACCOUNTS.c.auth_token).where(
-                    _ACCOUNTS.c.sid.in_(account_sids)
-                )
-            ).all()
-        )
+        account_sids = sorted({row.account_sid for chain in chains for row in chain})
+        tokens = dict(connection.execute(_TOKENS, {"sids": account_sids}).all())
         return [
             tuple(_job(row, tokens.get(row.account_sid), lease_until) for row in chain)
             for chain in chains
@@ -621,22 +664,8 @@ class DeliveryWorker:
         dropped), and a row claimed behind such a gap is handed back at once.
         """
         ids = [row.id for chain in chains for row in chain]
-        lockable = (
-            select(_CALLBACKS.c.id)
-            .where(_CALLBACKS.c.id.in_(ids))
-            .where(_CALLBACKS.c.status == "pending")
-            .where(_CALLBACKS.c.next_attempt_at <= now)
-            .where(_claimable(now))
-            .with_for_update(skip_locked=True)
-        )
-        claimed = set(
-            connection.execute(
-                update(_CALLBACKS)
-                .where(_CALLBACKS.c.id.in_(lockable.scalar_subquery()))
-                .values(claimed_by=self.worker_id, claimed_until=lease_until)
-                .returning(_CALLBACKS.c.id)
-            ).scalars()
-        )
+        params = {"ids": ids, "now": now, "worker": self.worker_id, "until": lease_until}
+        claimed = set(connection.execute(_LOCK, params).scalars())
         kept: list[list[Any]] = []
         stray: list[int] = []
         for chain in chains:
@@ -649,11 +678,7 @@ class DeliveryWorker:
                 kept.append(prefix)
             stray.extend(row.id for row in chain[len(prefix) :] if row.id in claimed)
         if stray:
-            connection.execute(
-                update(_CALLBACKS)
-                .where(_CALLBACKS.c.id.in_(stray), _CALLBACKS.c.claimed_by == self.worker_id)
-                .values(claimed_by=None, claimed_until=None)
-            )
+            connection.execute(_RELEASE, {"ids": stray, "worker": self.worker_id})
         return kept
 
     def _yield_to_engine(self) -> None:
@@ -746,34 +771,22 @@ class DeliveryWorker:
         """Write attempts (batched), release unsent rows, park the streams behind failures."""
         now = self._clock()
         mine = (_CALLBACKS.c.claimed_by == self.worker_id,)
-        released = {"claimed_by": None, "claimed_until": None}
         delivered: dict[int | None, list[_Job]] = defaultdict(list)
         for job, outcome in attempted:
             if outcome.delivered:
                 delivered[outcome.status_code].append(job)
         kept: set[int] = set()
         for status_code, jobs in delivered.items():
-            kept.update(
-                connection.execute(
-                    update(_CALLBACKS)
-                    .where(_CALLBACKS.c.id.in_([job.id for job in jobs]), *mine)
-                    .values(
-                        status="delivered",
-                        delivered_at=now,
-                        attempts=_CALLBACKS.c.attempts + 1,
-                        last_status_code=status_code,
-                        last_error=None,
-                        **released,
-                    )
-                    .returning(_CALLBACKS.c.id)
-                ).scalars()
-            )
+            params = {
+                "ids": [job.id for job in jobs],
+                "worker": self.worker_id,
+                "now": now,
+                "code": status_code,
+            }
+            kept.update(connection.execute(_DELIVERED, params).scalars())
         if unsent:
-            connection.execute(
-                update(_CALLBACKS)
-                .where(_CALLBACKS.c.id.in_([job.id for job in unsent]), *mine)
-                .values(**released)
-            )
+            ids = [job.id for job in unsent]
+            connection.execute(_RELEASE, {"ids": ids, "worker": self.worker_id})
         for job, outcome in attempted:
             if outcome.delivered:
                 self._log(job, outcome, "delivered", job.id in kept)
@@ -783,7 +796,7 @@ class DeliveryWorker:
                 "attempts": attempts,
                 "last_status_code": outcome.status_code,
                 "last_error": outcome.error,
-                **released,
+                **_RELEASED,
             }
             if outcome.permanent or attempts >= self.max_attempts:
                 values["status"] = "failed"
