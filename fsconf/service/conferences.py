@@ -132,6 +132,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import operator
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -837,35 +838,35 @@ def _store_conferences(
     """
     if not rows:
         return
-    values = [_conference_values(effect.row, now) for effect, now in rows]
     connection = session.connection()
-    keyed = _keyed(values)
+    keyed = _keyed(rows)
     changed = None
     if offload is not None:
         changed = update_natively(connection, _CONFERENCES, _UPDATED, keyed, offload)
     if changed is None:
         changed = update_by_key(connection, _CONFERENCES, _UPDATED, keyed)
     if changed is None:
-        changed = connection.execute(_UPDATE_CONFERENCE, values).rowcount
-    if changed == len(values):
+        changed = connection.execute(_UPDATE_CONFERENCE, [_named(one) for one in keyed]).rowcount
+    if changed == len(keyed):
         return
-    for one in values:  # idempotent: the same values again
-        if connection.execute(_UPDATE_CONFERENCE, one).rowcount == 0:
-            insert = {name: value for name, value in one.items() if name != "row_sid"}
-            connection.execute(_INSERT_CONFERENCE, {"sid": one["row_sid"], **insert})
+    for one in keyed:  # idempotent: the same values again
+        if connection.execute(_UPDATE_CONFERENCE, _named(one)).rowcount == 0:
+            connection.execute(_INSERT_CONFERENCE, dict(zip(("sid", *_UPDATED), one, strict=True)))
 
 
-def _keyed(values: list[dict[str, Any]]) -> list[list[Any]]:
-    """Conference rows' values as :func:`fsconf.store.native.update_statements`
-    takes them: the key, then the :data:`_UPDATED` columns."""
-    return [[one["row_sid"], *(one[name] for name in _UPDATED)] for one in values]
+def _keyed(rows: list[tuple[StoreConference, datetime]]) -> list[list[Any]]:
+    """Conference rows as the one-statement UPDATEs take them: the key, then
+    the :data:`_UPDATED` columns (``date_updated`` is the step's ``now``)."""
+    keyed = []
+    for effect, now in rows:
+        row = effect.row
+        keyed.append([row.sid, *_ROW_COLUMNS(row), now])
+    return keyed
 
 
-def _conference_values(row: ConferenceRow, now: datetime) -> dict[str, Any]:
-    values = {name: getattr(row, name) for name in _CONFERENCE_FIELDS}
-    values["row_sid"] = row.sid
-    values["date_updated"] = now
-    return values
+def _named(one: list[Any]) -> dict[str, Any]:
+    """One :func:`_keyed` row as :data:`_UPDATE_CONFERENCE`'s parameters."""
+    return {"row_sid": one[0], **dict(zip(_UPDATED, one[1:], strict=True))}
 
 
 def _store_participant(
@@ -926,8 +927,9 @@ def _store_recording(
 
 
 _CONFERENCE_FIELDS = tuple(f for f in ConferenceRow.__dataclass_fields__ if f != "sid")
+_ROW_COLUMNS = operator.attrgetter(*_CONFERENCE_FIELDS)
 _UPDATED = (*_CONFERENCE_FIELDS, "date_updated")
-"""The columns a conference UPDATE sets (:func:`_conference_values`)."""
+"""The columns a conference UPDATE sets (:func:`_keyed`)."""
 _PARTICIPANT_FIELDS = tuple(
     f
     for f in ParticipantRow.__dataclass_fields__
@@ -1004,13 +1006,12 @@ def _in_one_trip(
     connection = session.connection()
     if connection.dialect.name != "sqlite":
         return False  # the native thread is SQLite's (and nothing built for nothing)
-    values = [_conference_values(effect.row, now) for effect, now in conferences]
-    updates = update_statements(connection, _CONFERENCES, _UPDATED, _keyed(values))
+    updates = update_statements(connection, _CONFERENCES, _UPDATED, _keyed(conferences))
     inserts = native_insert_statements(connection, callbacks)
     if updates is None or inserts is None:
         return False
     return write_natively(
-        session, offload, updates=updates, expected=len(values), inserts=inserts
+        session, offload, updates=updates, expected=len(conferences), inserts=inserts
     )
 
 

@@ -38,6 +38,27 @@ def bind_processors(
     return found
 
 
+def bound_rows(
+    table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]], dialect: Dialect
+) -> list[list[Any]] | None:
+    """``rows`` (each the key, then the values of ``columns``) with the
+    columns' bind processors applied, as SQLAlchemy would bind them; None when
+    a key is there twice (which value would win an UPDATE is not defined)."""
+    if len({row[0] for row in rows}) != len(rows):
+        return None
+    processors = bind_processors(table, columns, dialect)
+    return [
+        [
+            row[0],
+            *(
+                value if process is None or value is None else process(value)
+                for value, process in zip(row[1:], processors, strict=True)
+            ),
+        ]
+        for row in rows
+    ]
+
+
 def update_by_key(
     connection: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> int | None:
@@ -51,16 +72,13 @@ def update_by_key(
     dialect = connection.dialect
     if dialect.name != "postgresql" or not rows:
         return None
-    if len({row[0] for row in rows}) != len(rows):
+    bound = bound_rows(table, columns, rows, dialect)
+    if bound is None:
         return None
     (primary,) = table.primary_key.columns
     names = (primary.name, *columns)
-    processors = bind_processors(table, names, dialect)
-    arrays = [
-        [value if process is None or value is None else process(value) for value in column]
-        for column, process in zip(zip(*rows, strict=True), processors, strict=True)
-    ]
-    result = connection.exec_driver_sql(_unnest_update(table, names, dialect), tuple(arrays))
+    arrays = tuple(list(column) for column in zip(*bound, strict=True))
+    result = connection.exec_driver_sql(_unnest_update(table, names, dialect), arrays)
     return int(result.rowcount)
 
 

@@ -39,7 +39,7 @@ from sqlalchemy import Connection, Table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from fsconf.store.bulk import bind_processors
+from fsconf.store.bulk import bound_rows
 
 logger = logging.getLogger(__name__)
 
@@ -125,21 +125,15 @@ def update_statements(
     dialect = connection.dialect
     if dialect.name != "sqlite" or sqlite3.sqlite_version_info < _UPDATE_FROM_SQLITE:
         return None
-    if len({row[0] for row in rows}) != len(rows):
-        return None  # which of two values would win is not defined
-    processors = bind_processors(table, columns, dialect)
+    bound = bound_rows(table, columns, rows, dialect)
+    if bound is None:
+        return None
     width = len(columns) + 1
     statements: Statements = []
-    for start in range(0, len(rows), UPDATE_ROWS_PER_STATEMENT):
-        chunk = rows[start : start + UPDATE_ROWS_PER_STATEMENT]
+    for start in range(0, len(bound), UPDATE_ROWS_PER_STATEMENT):
+        chunk = bound[start : start + UPDATE_ROWS_PER_STATEMENT]
         size = padded(len(chunk))
-        values: list[object] = []
-        for row in chunk:
-            values.append(row[0])
-            values += [
-                value if process is None or value is None else process(value)
-                for value, process in zip(row[1:], processors, strict=True)
-            ]
+        values: list[object] = [value for row in chunk for value in row]
         values += [None] * (width * (size - len(chunk)))
         statements.append((_update_from(table, tuple(columns), size), values))
     return statements
