@@ -395,6 +395,18 @@ def test_backoff_delay_bounds() -> None:
     assert backoff_delay(10**6, base_delay=2.0, max_delay=300.0, rng=rng) <= 300.0
 
 
+def test_settles_are_spaced_by_their_cost_and_a_new_callback_waits_at_most_15_ms() -> None:
+    """The gap after a settle: four times its cost (settles take a fifth of
+    the time), at least 1 ms, and at most 15 ms, which bounds how long a
+    callback committed just after a claim waits for the next one."""
+    gap = DeliveryWorker._settle_gap
+    assert gap(0.0) == pytest.approx(0.001)
+    assert gap(0.002) == pytest.approx(0.008)
+    assert gap(0.003) == pytest.approx(0.012)
+    assert gap(0.007) == pytest.approx(0.015)  # a PostgreSQL settle at 1 000 callbacks/s
+    assert gap(5.0) == pytest.approx(0.015)
+
+
 def test_delivery_gives_way_while_the_engine_is_behind_then_takes_a_turn(
     session_factory: Factory, http: requests.Session, receiver: Receiver, clock: FakeClock
 ) -> None:
