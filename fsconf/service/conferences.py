@@ -240,6 +240,10 @@ BEHIND_INPUTS = 256
 arrives during one commit, a few dozen even when PostgreSQL takes 50 ms."""
 BEHIND_RECHECK = 0.002
 """Seconds a behind() answer is reused."""
+BEHIND_HANGOVER = 0.05
+"""Seconds the service stays behind once fewer than BEHIND_INPUTS inputs wait,
+unless none does (see behind()): a speaker storm's last few hundred inputs
+took 5-15 ms to apply and store in bench.pipeline."""
 
 ApiSender = Callable[[str], ApiResponse]
 """Send one api command text to the node that hosts the room."""
@@ -1199,8 +1203,11 @@ class ConferenceService:
         self.confirm_timeout = confirm_timeout
         self.rooms: dict[str, Room] = {}
         self.behind_recheck = BEHIND_RECHECK
+        self.behind_hangover = BEHIND_HANGOVER
         self._behind = False
         self._behind_at = -BEHIND_RECHECK
+        # Since when fewer than BEHIND_INPUTS inputs wait, while behind.
+        self._calm_since: float | None = None
         # Set (then cleared) whenever a recording row changes on an event.
         self.recordings_changed = gevent.event.Event()
 
@@ -1443,26 +1450,37 @@ class ConferenceService:
     def behind(self) -> bool:
         """Whether a burst is being applied (the delivery worker gives way
         meanwhile): from when :data:`BEHIND_INPUTS` inputs wait in the rooms'
-        queues or in their batches being stored, until none does.
+        queues or in their batches being stored, until none does, or fewer
+        than that have for ``behind_hangover`` seconds (:data:`BEHIND_HANGOVER`).
 
         Why not until fewer than BEHIND_INPUTS: the end of a speaker storm is
-        a few hundred inputs still to apply and store, a few milliseconds of
-        work, and a delivery settle that started there held the hub 30-50 ms
-        (SQLite's calls do not yield), so the storm's last commits waited for
-        it (``bench.pipeline``: in about half the rounds; 8-12 % of a round's
-        time). At a steady rate the rooms never hold BEHIND_INPUTS, so this
-        changes nothing there. An answer is reused for ``behind_recheck``
-        seconds: a look walks the rooms."""
+        a few hundred inputs still to apply and store, 5-15 ms of work, and a
+        delivery settle that started there held the hub 30-50 ms (SQLite's
+        calls do not yield), so the storm's last commits waited for it
+        (``bench.pipeline``: in about half the rounds, 8-12 % of a round's
+        time). The hangover bounds the wait where inputs keep coming (a
+        steady rate after a stall of the database): a few are always being
+        stored there. At a steady rate alone the rooms never hold
+        BEHIND_INPUTS, and this changes nothing. An answer is reused for
+        ``behind_recheck`` seconds: a look walks the rooms."""
         now = time.monotonic()
         if now - self._behind_at >= self.behind_recheck:
-            # Entering: count up to the threshold; leaving: any input at all.
-            enough = 1 if self._behind else BEHIND_INPUTS
+            self._behind_at = now
             queued = 0
             for room in self.rooms.values():
                 queued += len(room.queue.queue) + room.taken
-                if queued >= enough:
+                if queued >= BEHIND_INPUTS:
                     break
-            self._behind, self._behind_at = queued >= enough, now
+            if queued >= BEHIND_INPUTS:
+                self._behind, self._calm_since = True, None
+            elif not self._behind:
+                pass
+            elif queued == 0:
+                self._behind = False
+            elif self._calm_since is None:
+                self._calm_since = now
+            elif now - self._calm_since >= self.behind_hangover:
+                self._behind = False
         return self._behind
 
     def gauges(self) -> Iterable[tuple[str, float, dict[str, str]]]:

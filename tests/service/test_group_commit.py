@@ -497,6 +497,7 @@ def test_the_service_is_behind_while_a_burst_waits_or_is_being_stored(session_fa
     made.append(rooms)
     service = rooms.service
     service.behind_recheck = 0.0  # every look counts (no yield in between)
+    service.behind_hangover = 60.0  # however slow the machine
     service.batch_limit = 16  # many batches: the burst drains in steps
     assert service.behind() is False
     half = BEHIND_INPUTS // 2
@@ -525,6 +526,37 @@ def test_the_service_is_behind_while_a_burst_waits_or_is_being_stored(session_fa
     service.behind_recheck = 60.0
     rooms.rooms[0].put(talking(1, rooms.first_call[0])[0])
     assert service.behind() is False  # the last answer, reused
+
+
+def test_the_service_stops_being_behind_after_a_hangover_if_inputs_keep_coming(
+    session_factory, made
+):
+    """Where inputs keep coming after a burst (a steady rate after a stall of
+    the database), a few are always waiting: delivery must not wait for none,
+    only for ``behind_hangover`` seconds below BEHIND_INPUTS."""
+    rooms = Rooms(session_factory, ["only"])
+    made.append(rooms)
+    service = rooms.service
+    service.behind_recheck = 0.0
+    (room,) = rooms.rooms
+    for input_ in talking(BEHIND_INPUTS, rooms.first_call[0]):
+        room.put(input_)  # no yield: the room's worker has not run
+    assert service.behind() is True
+    # As if the burst had been applied and stored but for a few inputs.
+    queued = room.queue.queue
+    while len(queued) > 3:
+        queued.popleft()
+    service.behind_hangover = 60.0
+    assert [service.behind() for _ in range(3)] == [True, True, True]
+    service.behind_hangover = 0.0
+    assert service.behind() is False  # the hangover since the first calm look is over
+    # Not behind again until BEHIND_INPUTS wait.
+    service.behind_hangover = 60.0
+    for input_ in talking(BEHIND_INPUTS - 4, rooms.first_call[0]):
+        room.put(input_)
+    assert service.behind() is False
+    room.put(talking(1, rooms.first_call[0])[0])
+    assert service.behind() is True
 
 
 @pytest.mark.parametrize("offloaded", [False, True])
