@@ -74,8 +74,9 @@ Theory of operation
   when the cap binds: the cap bounds how long a new callback waits for the
   next claim.
 * **Giving way.**  ``give_way`` (optional) says that work which must not
-  wait behind deliveries is queued: in ``fsconf serve``, FreeSWITCH events
-  the conference engine has not applied yet. Those live in memory only, and
+  wait behind deliveries is queued: in ``fsconf serve``, a burst of
+  FreeSWITCH events the conference engine has not applied and stored yet,
+  to its last few (``ConferenceService.behind``). Those live in memory only, and
   a switch whose Event Socket consumer falls far enough behind drops events
   and then the connection (mod_event_socket's ``MAX_QUEUE_LEN``), while a
   callback is already safe in the outbox. So while it says so, no request is
