@@ -174,8 +174,9 @@ _SCAN_ROWS: Final = 2048
 #: Settle pacing (see DeliveryWorker._settle_gap): the share of the time spent
 #: writing outcomes and claiming, and the bounds of the gap between two settles.
 #: At 1 000 callbacks/s a PostgreSQL settle takes 6-8 ms: with the gap capped
-#: at 25 ms, waiting for the next claim was most of a callback's latency (event
-#: to POST p99 44-50 ms in bench.pipeline; 34-44 ms at 15).
+#: at 25 ms, waiting for the next claim was most of a callback's latency
+#: (bench.pipeline on PostgreSQL, event to POST p99: 44-53 ms at 25, mostly
+#: 34-47 at 15; bench/README.md).
 _SETTLE_SHARE: Final = 0.2
 _MIN_SETTLE_GAP: Final = 0.001
 _MAX_SETTLE_GAP: Final = 0.015
