@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import timedelta
 
 import gevent
@@ -26,20 +25,6 @@ from tests.webhooks.receiver import HANG, Received, Receiver
 from tests.webhooks.test_delivery import FakeClock, _conferences, _join, _row
 
 Factory = sessionmaker[Session]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    session = requests.Session()
-    yield session
-    session.close()
 
 
 @pytest.fixture

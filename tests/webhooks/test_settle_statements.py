@@ -17,7 +17,6 @@ on loopback for the settles, a fake clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -32,20 +31,6 @@ from tests.webhooks.receiver import Receiver
 from tests.webhooks.test_delivery import FakeClock, _conferences, _join, _worker
 
 Factory = sessionmaker[Session]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    session = requests.Session()
-    yield session
-    session.close()
 
 
 def _outbox(factory: Factory, url: str, clock: FakeClock) -> list[str]:
