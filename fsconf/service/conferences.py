@@ -1473,14 +1473,11 @@ class ConferenceService:
                     break
             if queued >= BEHIND_INPUTS:
                 self._behind, self._calm_since = True, None
-            elif not self._behind:
-                pass
-            elif queued == 0:
-                self._behind = False
-            elif self._calm_since is None:
-                self._calm_since = now
-            elif now - self._calm_since >= self.behind_hangover:
-                self._behind = False
+            elif self._behind:
+                if self._calm_since is None:
+                    self._calm_since = now
+                if queued == 0 or now - self._calm_since >= self.behind_hangover:
+                    self._behind = False
         return self._behind
 
     def gauges(self) -> Iterable[tuple[str, float, dict[str, str]]]:
