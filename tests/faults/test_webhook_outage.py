@@ -142,13 +142,6 @@ def receiver(clock: FakeClock) -> Iterator[OutageReceiver]:
     server.close()
 
 
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    session = requests.Session()
-    yield session
-    session.close()
-
-
 def make_worker(
     factory: Factory, http: requests.Session, clock: FakeClock, **options: Any
 ) -> DeliveryWorker:

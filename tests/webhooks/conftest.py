@@ -1,12 +1,11 @@
-"""Fixtures of the webhook tests: a real HTTP receiver on loopback, and the
-``requests.Session`` a delivery worker sends with."""
+"""Fixtures of the webhook tests: a real HTTP receiver on loopback (``http``,
+the worker's session, is the whole suite's: tests/conftest.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-import requests
 
 from tests.webhooks.receiver import Receiver
 
@@ -16,10 +15,3 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
     server.close()
-
-
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    session = requests.Session()
-    yield session
-    session.close()
